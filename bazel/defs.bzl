@@ -4,6 +4,8 @@ Every BUILD file uses these wrappers instead of the native rules, so copts, warn
 and the include root (the workspace root: `#include "model/config.h"`) stay uniform.
 """
 
+load("//bazel:system_libs.bzl", "ABSEIL_LINKOPTS")
+
 YARD_COPTS = [
     "-std=c++20",
     "-O2",
@@ -41,7 +43,7 @@ def yard_fuzz_test(name, srcs, corpus = [], seconds = 10, linkopts = [], tags = 
             "/usr/bin/clang++ -std=c++20 -O1 -g -fno-omit-frame-pointer",
             "-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined",
             "-DPCRE2_CODE_UNIT_WIDTH=8 -I. $$ccs -o $@",
-        ] + linkopts),
+        ] + linkopts + ABSEIL_LINKOPTS),
         tags = tags,
         testonly = True,
     )
