@@ -11,7 +11,8 @@
 namespace yard {
 
 // Parses argv into the ABSL_FLAGs; returns the positional arguments (argv[0]
-// first). Unknown flags print an error and exit(1), as Abseil does.
+// first). `--max-tokens` and `--max_tokens` both set ABSL_FLAG max_tokens. Unknown
+// flags print an error and exit(1), as Abseil does.
 std::vector<std::string> ParseCommandLine(int argc, char** argv, absl::string_view usage);
 
 // Prints "error: <message>" to stderr and returns exit code 1, for `return Fail(..)`.
