@@ -2,12 +2,12 @@
 
 #include <cmath>
 
-#include "absl/base/internal/raw_logging.h"
+#include "common/check.h"
 
 namespace yard::model::reference {
 
 double Dot(absl::Span<const float> a, absl::Span<const float> b) {
-  ABSL_RAW_CHECK(a.size() == b.size(), "Dot: length mismatch");
+  YARD_CHECK(a.size() == b.size(), "Dot: length mismatch");
   double sum = 0.0;
   for (size_t i = 0; i < a.size(); ++i) {
     sum += static_cast<double>(a[i]) * static_cast<double>(b[i]);
@@ -16,7 +16,7 @@ double Dot(absl::Span<const float> a, absl::Span<const float> b) {
 }
 
 std::vector<float> MatVec(const Matrix& m, absl::Span<const float> x) {
-  ABSL_RAW_CHECK(static_cast<int64_t>(x.size()) == m.cols, "MatVec: x has wrong length");
+  YARD_CHECK(static_cast<int64_t>(x.size()) == m.cols, "MatVec: x has wrong length");
   std::vector<float> y(m.rows);
   for (int64_t r = 0; r < m.rows; ++r) y[r] = static_cast<float>(Dot(m.row(r), x));
   return y;
@@ -24,7 +24,7 @@ std::vector<float> MatVec(const Matrix& m, absl::Span<const float> x) {
 
 std::vector<float> RmsNorm(absl::Span<const float> x, absl::Span<const float> weight,
                            double eps) {
-  ABSL_RAW_CHECK(x.size() == weight.size(), "RmsNorm: weight has wrong length");
+  YARD_CHECK(x.size() == weight.size(), "RmsNorm: weight has wrong length");
   double sum_sq = 0.0;
   for (float v : x) sum_sq += static_cast<double>(v) * v;
   const double inv_rms = 1.0 / std::sqrt(sum_sq / static_cast<double>(x.size()) + eps);
@@ -48,7 +48,7 @@ std::vector<float> SwiGlu(const SwiGluWeights& ffn, absl::Span<const float> x) {
 }
 
 void AddScaled(absl::Span<const float> x, double scale, absl::Span<float> y) {
-  ABSL_RAW_CHECK(x.size() == y.size(), "AddScaled: length mismatch");
+  YARD_CHECK(x.size() == y.size(), "AddScaled: length mismatch");
   for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<float>(y[i] + scale * x[i]);
 }
 
