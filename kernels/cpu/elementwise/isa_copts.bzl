@@ -1,0 +1,34 @@
+"""Per-ISA compiler flags for the CPU kernel packages under kernels/cpu/.
+
+The same sets as kernels/cpu/BUILD.bazel's (a BUILD file cannot be loaded, so the
+elementwise, mla and router packages share them from here). A translation unit built
+with one of these must be reached only through the run-time dispatch of
+//kernels/cpu:cpu_features.
+"""
+
+# GCC 12's intrinsic headers initialize "undefined" vectors from themselves
+# (_mm256_undefined_pd), which -Wuninitialized flags once inlined at -O3.
+ISA_WARNING_COPTS = ["-Wno-uninitialized"]
+
+# The scalar fallback: generic x86-64, but optimized like the vector paths.
+SCALAR_COPTS = ["-O3"]
+
+AVX2_COPTS = ISA_WARNING_COPTS + [
+    "-O3",
+    "-mavx2",
+    "-mfma",
+    "-mf16c",
+]
+
+AVX512_COPTS = ISA_WARNING_COPTS + [
+    "-O3",
+    "-mavx2",
+    "-mfma",
+    "-mf16c",
+    "-mavx512f",
+    "-mavx512bw",
+    "-mavx512vl",
+    "-mavx512dq",
+    "-mavx512bf16",
+    "-mavx512vnni",
+]
