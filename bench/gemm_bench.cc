@@ -1,0 +1,244 @@
+// Gemm throughput on DeepSeek-V2-Lite shapes against this machine's own bounds:
+//   M = 1        GB/s of weight bytes vs the measured read bandwidth (decode);
+//   M = 8..64    time relative to M = 1 and tokens/s equivalent (batched decode);
+//   M = 512      GFLOP/s vs the measured BF16 / FP32 peak (prefill).
+// Weights are spread over enough copies (--pool_mib, 1 GiB by default) that every
+// call reads them from DRAM, as a real decode step does; the read bandwidth is
+// measured over a buffer of the same size. On a busy machine, a smaller pool
+// (256 MiB, still far beyond the caches) with many --reps finds more undisturbed
+// passes for both.
+//
+//   bazel run -c opt //bench:gemm_bench -- [--isa=avx2|avx512] [--threads=N]
+//       [--reps=N] [--pool_mib=N] [--quick]
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/memory_bandwidth.h"
+#include "kernels/cpu/numerics.h"
+#include "kernels/cpu/peak_flops.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace yard::kernels::cpu {
+namespace {
+
+struct Flags {
+  std::string isa;
+  int threads = 0;
+  int reps = 5;
+  bool quick = false;
+  // Bytes the weights of one shape rotate through; the default (1 GiB) defeats the
+  // caches, a small value measures cache-resident speed.
+  int64_t pool_mib = 1024;
+  // Time with the process's CPU clock instead of the wall clock: with --threads=1,
+  // the kernel's own cost even while other processes share the cores (for tuning;
+  // report wall-clock numbers).
+  bool cpu_time = false;
+};
+
+bool g_cpu_time = false;
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      const size_t len = std::strlen(name);
+      return arg.compare(0, len, name) == 0 ? arg.c_str() + len : nullptr;
+    };
+    if (const char* v = value("--isa=")) {
+      flags.isa = v;
+    } else if (const char* v = value("--threads=")) {
+      flags.threads = std::atoi(v);
+    } else if (const char* v = value("--reps=")) {
+      flags.reps = std::max(1, std::atoi(v));
+    } else if (const char* v = value("--pool_mib=")) {
+      flags.pool_mib = std::max(1, std::atoi(v));
+    } else if (arg == "--cpu_time") {
+      flags.cpu_time = true;
+    } else if (arg == "--quick") {
+      flags.quick = true;
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", argv[i]);
+      std::exit(2);
+    }
+  }
+  return flags;
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+double Now() {
+  if (g_cpu_time) {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// `copies` weight matrices of one shape in one allocation, plus their scales.
+class WeightSet {
+ public:
+  WeightSet(WeightType type, int64_t n, int64_t k, size_t min_total_bytes) {
+    const int64_t elem = type == WeightType::kBf16 ? 2 : 1;
+    bytes_per_copy_ = static_cast<size_t>(n * k * elem);
+    copies_ = std::max<size_t>(2, (min_total_bytes + bytes_per_copy_ - 1) / bytes_per_copy_);
+    data_.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, RoundUp(bytes_per_copy_ * copies_))));
+    // Plausible values: small normals (BF16) / finite codes (FP8), filled fast.
+    std::mt19937 rng(1);
+    std::vector<uint8_t> pattern(1 << 16);
+    for (size_t i = 0; i < pattern.size(); ++i) {
+      pattern[i] = type == WeightType::kBf16
+                       ? static_cast<uint8_t>(i % 2 ? 0x3C + rng() % 4 : rng())
+                       : static_cast<uint8_t>(rng() % 0x7E | (rng() & 0x80));
+    }
+    const size_t total = bytes_per_copy_ * copies_;
+    DefaultThreadPool().ParallelFor(static_cast<int64_t>((total + pattern.size() - 1) / pattern.size()),
+                                    [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const size_t offset = b * pattern.size();
+        std::memcpy(data_.get() + offset, pattern.data(), std::min(pattern.size(), total - offset));
+      }
+    });
+    scales_.assign(((n + 127) / 128) * ((k + 127) / 128), 1.0f / 256);
+    for (size_t c = 0; c < copies_; ++c) {
+      views_.push_back(WeightView{.type = type,
+                                  .data = data_.get() + c * bytes_per_copy_,
+                                  .n = n,
+                                  .k = k,
+                                  .scale_inv = type == WeightType::kFp8E4m3 ? scales_.data() : nullptr});
+    }
+  }
+  const std::vector<WeightView>& views() const { return views_; }
+  size_t bytes_per_copy() const { return bytes_per_copy_; }
+
+ private:
+  static size_t RoundUp(size_t v) { return (v + 4095) / 4096 * 4096; }
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  size_t bytes_per_copy_ = 0;
+  size_t copies_ = 0;
+  std::unique_ptr<uint8_t, Free> data_;
+  std::vector<float> scales_;
+  std::vector<WeightView> views_;
+};
+
+// Best time of one Gemm call: `reps` rounds, each a pass over every copy (so each
+// call reads cold weights), the best round's mean per call.
+double TimeGemm(const WeightSet& set, int64_t m, const GemmOptions& options, int reps) {
+  const WeightView& first = set.views().front();
+  std::vector<float> x(m * first.k);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal;
+  for (float& v : x) v = normal(rng);
+  std::vector<float> y(m * first.n);
+  // Warm up (page faults, scratch allocation, the pool's workers).
+  for (const WeightView& w : set.views()) Gemm(x.data(), m, w, y.data(), options);
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const double start = Now();
+    for (const WeightView& w : set.views()) Gemm(x.data(), m, w, y.data(), options);
+    best = std::min(best, (Now() - start) / set.views().size());
+  }
+  return best;
+}
+
+int Main(int argc, char** argv) {
+  const Flags flags = ParseFlags(argc, argv);
+  g_cpu_time = flags.cpu_time;
+  if (!flags.isa.empty()) SetActiveIsa(IsaFromName(flags.isa).value_or(BestSupportedIsa()));
+  ThreadPool pool(ThreadPool::Options{.num_threads = flags.threads});
+
+  std::printf("gemm_bench: isa %s, %d threads, best of %d, %s clock, load average %s\n",
+              DescribeIsaChoice().c_str(), pool.num_threads(), flags.reps,
+              flags.cpu_time ? "process CPU" : "wall", LoadAverage().c_str());
+  const double bandwidth =
+      MeasureReadBandwidth(BandwidthOptions{.bytes = static_cast<size_t>(flags.pool_mib) << 20,
+                                            .repetitions = flags.reps,
+                                            .pool = &pool,
+                                            .process_cpu_time = flags.cpu_time});
+  const PeakFlops peak = MeasurePeakFlops(&pool);
+  std::printf("read bandwidth %.2f GB/s; peak BF16 %.1f GFLOP/s (vdpbf16ps), FP32 %.1f "
+              "GFLOP/s (FMA)\n\n",
+              bandwidth / 1e9, peak.bf16_flops_per_second / 1e9,
+              peak.fp32_flops_per_second / 1e9);
+
+  const size_t pool_bytes = static_cast<size_t>(flags.pool_mib) << 20;
+  struct Shape {
+    int64_t n, k;
+    const char* what;
+  };
+  const std::vector<Shape> shapes =
+      flags.quick ? std::vector<Shape>{{2048, 2048, "q/o proj"}}
+                  : std::vector<Shape>{{2048, 2048, "o_proj"},
+                                       {1408, 2048, "expert gate/up"},
+                                       {2048, 1408, "expert down"},
+                                       {102400, 2048, "lm_head"}};
+  const std::vector<int64_t> batches = {1, 8, 32, 64};
+  std::printf("%-6s %-15s %6s %6s | %8s %9s %7s | M=8,32,64: time/M=1  tokens/s\n", "dtype",
+              "shape", "n", "k", "M=1 us", "GB/s", "of bw");
+  for (WeightType type : {WeightType::kBf16, WeightType::kFp8E4m3}) {
+    for (const Shape& shape : shapes) {
+      WeightSet set(type, shape.n, shape.k, pool_bytes);
+      const GemmOptions options{.precision = ActivationPrecision::kAuto, .pool = &pool};
+      std::vector<double> times;
+      for (int64_t m : batches) times.push_back(TimeGemm(set, m, options, flags.reps));
+      const double gbps = set.bytes_per_copy() / times[0] / 1e9;
+      std::printf("%-6s %-15s %6ld %6ld | %8.1f %9.2f %6.1f%% |",
+                  type == WeightType::kBf16 ? "bf16" : "fp8", shape.what, shape.n, shape.k,
+                  times[0] * 1e6, gbps, 100.0 * gbps * 1e9 / bandwidth);
+      for (size_t b = 1; b < batches.size(); ++b) {
+        std::printf("  M=%ld %.2fx %.0f/s", batches[b], times[b] / times[0],
+                    batches[b] / times[b]);
+      }
+      std::printf("\n");
+    }
+  }
+
+  std::printf("\nprefill M=512 (weights rotate through %zu MiB)\n", pool_bytes >> 20);
+  for (WeightType type : {WeightType::kBf16, WeightType::kFp8E4m3}) {
+    for (const Shape& shape : shapes) {
+      if (shape.n > 20000) continue;  // lm_head runs on the last position only
+      WeightSet set(type, shape.n, shape.k, size_t{64} << 20);
+      for (ActivationPrecision precision :
+           {ActivationPrecision::kBf16, ActivationPrecision::kFp32}) {
+        const int64_t m = 512;
+        const double t = TimeGemm(set, m, GemmOptions{.precision = precision, .pool = &pool},
+                                  std::max(2, flags.reps / 2));
+        const double flops = 2.0 * m * shape.n * shape.k / t;
+        const bool bf16 = precision == ActivationPrecision::kBf16 && ActiveIsa() == Isa::kAvx512;
+        const double reference = bf16 ? peak.bf16_flops_per_second : peak.fp32_flops_per_second;
+        std::printf("%-6s %-15s %6ld %6ld %s-act | %8.2f ms %8.1f GFLOP/s  %5.1f%% of %s peak\n",
+                    type == WeightType::kBf16 ? "bf16" : "fp8", shape.what, shape.n, shape.k,
+                    bf16 ? "bf16" : "fp32", t * 1e3, flops / 1e9, 100.0 * flops / reference,
+                    bf16 ? "BF16" : "FP32");
+      }
+    }
+  }
+  std::printf("\nload average at end %s\n", LoadAverage().c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace yard::kernels::cpu
+
+int main(int argc, char** argv) { return yard::kernels::cpu::Main(argc, argv); }

@@ -1,0 +1,98 @@
+#include "kernels/cpu/gemm.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <memory>
+
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_kernels.h"
+#include "kernels/cpu/gemm_reference.h"
+
+namespace yard::kernels::cpu {
+namespace {
+
+// Weight rows per unit of the split between threads: a multiple of every tile
+// height, small enough to balance odd n.
+constexpr int64_t kRowsPerUnit = 16;
+// Rows of x per unit when splitting over m instead (few weight rows, many tokens).
+constexpr int64_t kTokensPerUnit = 16;
+// Below this many multiply-adds a call runs on the caller alone: waking the pool
+// (~2-5 µs) costs more than it saves.
+constexpr int64_t kMinParallelMacs = 1 << 16;
+
+// Per-thread scratch, grown on demand and kept for the thread's lifetime (at most a
+// few MiB), so steady-state calls never allocate.
+void* ThreadScratch(size_t bytes) {
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<void, Free> buffer;
+  thread_local size_t capacity = 0;
+  if (capacity < bytes) {
+    capacity = (bytes + 4095) / 4096 * 4096;
+    buffer.reset(std::aligned_alloc(64, capacity));
+  }
+  return buffer.get();
+}
+
+}  // namespace
+
+void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, float* y,
+          int64_t y_stride, const GemmOptions& options) {
+  assert(ValidateWeight(w).ok());
+  assert(x_stride >= w.k && y_stride >= w.n);
+  if (m <= 0) return;
+  const Isa isa = ActiveIsa();
+  if (isa == Isa::kScalar) {
+    GemmReference(x, m, x_stride, w, y, y_stride);
+    return;
+  }
+  const bool bf16_activations =
+      isa == Isa::kAvx512 &&
+      (options.precision == ActivationPrecision::kBf16 ||
+       (options.precision == ActivationPrecision::kAuto && m >= options.bf16_min_rows));
+  const internal::GemmArgs args{
+      .x = x,
+      .x_stride = x_stride,
+      .m = m,
+      .w = w.data,
+      .fp8 = w.type == WeightType::kFp8E4m3,
+      .scale_inv = w.scale_inv,
+      .n = w.n,
+      .k = w.k,
+      .y = y,
+      .y_stride = y_stride,
+      .bf16_activations = bf16_activations,
+  };
+  const internal::GemmKernel kernel = isa == Isa::kAvx512
+                                          ? internal::Avx512GemmKernel()
+                                          : internal::Avx2GemmKernel();
+  ThreadPool& pool = options.pool != nullptr ? *options.pool : DefaultThreadPool();
+
+  const int64_t n_units = (w.n + kRowsPerUnit - 1) / kRowsPerUnit;
+  const int64_t m_units = (m + kTokensPerUnit - 1) / kTokensPerUnit;
+  if (pool.num_threads() == 1 || m * w.n * w.k < kMinParallelMacs ||
+      (n_units == 1 && m_units == 1)) {
+    kernel.run(args, 0, m, 0, w.n, ThreadScratch(kernel.scratch_bytes(args, m)));
+    return;
+  }
+  if (n_units >= pool.num_threads() || m_units < n_units) {
+    // Every thread reads a disjoint slice of the weight once, for all rows of x.
+    const size_t scratch = kernel.scratch_bytes(args, m);
+    pool.ParallelFor(n_units, [&](int64_t begin, int64_t end) {
+      kernel.run(args, 0, m, begin * kRowsPerUnit,
+                 std::min(end * kRowsPerUnit, w.n), ThreadScratch(scratch));
+    });
+  } else {
+    // Few weight rows (e.g. a router gate) and many tokens: split the tokens.
+    pool.ParallelFor(m_units, [&](int64_t begin, int64_t end) {
+      const int64_t m_begin = begin * kTokensPerUnit;
+      const int64_t m_end = std::min(end * kTokensPerUnit, m);
+      kernel.run(args, m_begin, m_end, 0, w.n,
+                 ThreadScratch(kernel.scratch_bytes(args, m_end - m_begin)));
+    });
+  }
+}
+
+}  // namespace yard::kernels::cpu

@@ -1,0 +1,161 @@
+#include "kernels/cpu/thread_pool.h"
+
+#include <immintrin.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+
+namespace yard::kernels::cpu {
+namespace {
+
+// The pool whose job the current thread is running, to detect nested calls.
+thread_local const ThreadPool* tls_running_pool = nullptr;
+
+void FutexWait(const std::atomic<uint32_t>& word, uint32_t expected) {
+  // Returns at once if the word no longer holds `expected` (EAGAIN), on a wake, or
+  // spuriously; every caller re-checks its condition in a loop.
+  syscall(SYS_futex, reinterpret_cast<const uint32_t*>(&word), FUTEX_WAIT_PRIVATE,
+          expected, nullptr, nullptr, 0);
+}
+
+void FutexWakeAll(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX,
+          nullptr, nullptr, 0);
+}
+
+int ResolveThreadCount(int requested) {
+  if (requested > 0) return requested;
+  const unsigned hardware = std::thread::hardware_concurrency();
+  return hardware == 0 ? 1 : static_cast<int>(hardware);
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(const Options& options)
+    : num_threads_(ResolveThreadCount(options.num_threads)),
+      spin_microseconds_(std::max(0, options.spin_microseconds)) {
+  workers_.reserve(num_threads_ - 1);
+  for (int i = 1; i < num_threads_; ++i) {
+    workers_.emplace_back([this, i] { WorkerLoop(i); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true, std::memory_order_seq_cst);
+  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(epoch_);
+  for (std::thread& worker : workers_) worker.join();
+}
+
+int ThreadPool::NumChunks(int64_t n) const {
+  if (n <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>(n, num_threads_));
+}
+
+bool ThreadPool::SpinWhileEquals(const std::atomic<uint32_t>& word,
+                                 uint32_t value) const {
+  if (spin_microseconds_ == 0) return word.load(std::memory_order_acquire) != value;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::microseconds(spin_microseconds_);
+  while (true) {
+    // Reading the clock costs ~20 ns; check it once per batch of pause loops.
+    for (int i = 0; i < 64; ++i) {
+      if (word.load(std::memory_order_acquire) != value) return true;
+      _mm_pause();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+  }
+}
+
+void ThreadPool::RunChunk(int chunk) {
+  const int64_t begin = ChunkBegin(job_n_, job_chunks_, chunk);
+  const int64_t end = ChunkBegin(job_n_, job_chunks_, chunk + 1);
+  (*job_)(chunk, begin, end);
+}
+
+void ThreadPool::WorkerLoop(int index) {
+  tls_running_pool = this;
+  // The epoch as constructed, not as loaded now: a job may already have been posted
+  // before this thread got to run.
+  uint32_t seen = 0;
+  while (true) {
+    if (!SpinWhileEquals(epoch_, seen)) {
+      // Announce the sleep before re-checking the epoch, so that a caller that bumps
+      // the epoch after our check sees sleeping_workers_ > 0 and wakes us
+      // (both sides use seq_cst: a store-load pair on two variables).
+      sleeping_workers_.fetch_add(1, std::memory_order_seq_cst);
+      while (epoch_.load(std::memory_order_seq_cst) == seen) FutexWait(epoch_, seen);
+      sleeping_workers_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    seen = epoch_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    if (index < job_chunks_) RunChunk(index);
+    if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        caller_sleeping_.load(std::memory_order_seq_cst)) {
+      FutexWakeAll(pending_);
+    }
+  }
+}
+
+void ThreadPool::ParallelForChunks(
+    int64_t n, absl::FunctionRef<void(int chunk, int64_t begin, int64_t end)> fn) {
+  const int chunks = NumChunks(n);
+  if (chunks == 0) return;
+  if (chunks == 1 || tls_running_pool == this) {
+    // One chunk, or nested inside our own job: same partition, run serially.
+    for (int c = 0; c < chunks; ++c) {
+      fn(c, ChunkBegin(n, chunks, c), ChunkBegin(n, chunks, c + 1));
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> lock(call_mutex_);
+  job_ = &fn;
+  job_n_ = n;
+  job_chunks_ = chunks;
+  // Every worker acknowledges every job (even one without a chunk for it), so the
+  // job fields are not rewritten while a slow worker still reads them.
+  pending_.store(static_cast<uint32_t>(workers_.size()), std::memory_order_relaxed);
+  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleeping_workers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(epoch_);
+
+  const ThreadPool* outer = tls_running_pool;
+  tls_running_pool = this;
+  RunChunk(0);
+  tls_running_pool = outer;
+
+  while (true) {
+    uint32_t left = pending_.load(std::memory_order_acquire);
+    if (left == 0) break;
+    if (SpinWhileEquals(pending_, left)) continue;
+    // Same store-load handshake as the workers' sleep, mirrored.
+    caller_sleeping_.store(true, std::memory_order_seq_cst);
+    while ((left = pending_.load(std::memory_order_seq_cst)) != 0) {
+      FutexWait(pending_, left);
+    }
+    caller_sleeping_.store(false, std::memory_order_relaxed);
+  }
+  job_ = nullptr;
+}
+
+void ThreadPool::ParallelFor(int64_t n,
+                             absl::FunctionRef<void(int64_t begin, int64_t end)> fn) {
+  ParallelForChunks(n, [&fn](int, int64_t begin, int64_t end) { fn(begin, end); });
+}
+
+ThreadPool& DefaultThreadPool() {
+  static ThreadPool* const pool = [] {
+    ThreadPool::Options options;
+    if (const char* env = std::getenv("YARD_NUM_THREADS"); env != nullptr) {
+      options.num_threads = std::max(0, std::atoi(env));
+    }
+    return new ThreadPool(options);
+  }();
+  return *pool;
+}
+
+}  // namespace yard::kernels::cpu
