@@ -6,11 +6,11 @@ namespace yard::model::reference {
 
 std::vector<float> MoeForward(const ModelConfig& config, const MoeWeights& moe,
                               absl::Span<const float> x,
-                              std::vector<ExpertChoice>* choices) {
+                              std::vector<ExpertChoice>* choices, double* margin) {
   // The router runs in FP32 (as released checkpoints' gate does), never quantized.
   std::vector<float> logits = MatVec(moe.gate, x);
   std::vector<float> scores = RouterScores(config, logits);
-  std::vector<ExpertChoice> chosen = RouteToken(config, scores, moe.e_score_correction_bias);
+  std::vector<ExpertChoice> chosen = RouteToken(config, scores, moe.e_score_correction_bias, margin);
 
   // Accumulated in double, rounded once (ops.h's precision rule).
   std::vector<double> sum(x.size(), 0.0);

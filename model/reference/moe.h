@@ -14,11 +14,12 @@ namespace yard::model::reference {
 
 // Returns sum_i weight_i · expert_i(x) over the routed choices in top-k order, plus
 // the shared experts' output (the residual is the caller's). If `choices` is not
-// null it receives the routing decision.
+// null it receives the routing decision, and `margin` its deciding gap (RouteToken).
 // x: [hidden] fp32, the post_attention_layernorm'd hidden state; result: [hidden] fp32.
 std::vector<float> MoeForward(const ModelConfig& config, const MoeWeights& moe,
                               absl::Span<const float> x,
-                              std::vector<ExpertChoice>* choices = nullptr);
+                              std::vector<ExpertChoice>* choices = nullptr,
+                              double* margin = nullptr);
 
 }  // namespace yard::model::reference
 

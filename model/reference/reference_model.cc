@@ -1,6 +1,7 @@
 #include "model/reference/reference_model.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -36,8 +37,8 @@ absl::Status ReferenceModel::CheckToken(int32_t token) const {
   return absl::OkStatus();
 }
 
-void ReferenceModel::DecoderLayer(const LayerWeights& layer, int64_t position,
-                                  LatentCache& cache, absl::Span<float> x) const {
+double ReferenceModel::DecoderLayer(const LayerWeights& layer, int64_t position,
+                                    LatentCache& cache, absl::Span<float> x) const {
   const double eps = config_.rms_norm_eps;
   std::vector<float> normed = reference::RmsNorm(x, layer.input_norm, eps);
   std::vector<float> attn =
@@ -45,9 +46,12 @@ void ReferenceModel::DecoderLayer(const LayerWeights& layer, int64_t position,
   reference::AddScaled(attn, 1.0, x);
 
   normed = reference::RmsNorm(x, layer.post_attention_norm, eps);
-  std::vector<float> ffn = layer.dense ? reference::SwiGlu(*layer.dense, normed)
-                                       : reference::MoeForward(config_, *layer.moe, normed);
+  double margin = std::numeric_limits<double>::infinity();
+  std::vector<float> ffn =
+      layer.dense ? reference::SwiGlu(*layer.dense, normed)
+                  : reference::MoeForward(config_, *layer.moe, normed, nullptr, &margin);
   reference::AddScaled(ffn, 1.0, x);
+  return margin;
 }
 
 std::vector<float> ReferenceModel::LmHead(absl::Span<const float> h) const {
@@ -81,14 +85,17 @@ absl::StatusOr<ForwardOutput> ReferenceModel::Forward(ReferenceSession& session,
   }
   // Layer by layer over the new tokens; inside a layer tokens go in order, each
   // appending its latent before the next attends, which makes the chunk causal.
+  ForwardOutput out;
+  out.routing_margin.assign(n, std::numeric_limits<double>::infinity());
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
     for (int64_t i = 0; i < n; ++i) {
-      DecoderLayer(weights_.layers[layer], start + i, session.layers_[layer],
-                   absl::MakeSpan(x.data() + i * hidden, hidden));
+      const double margin = DecoderLayer(weights_.layers[layer], start + i,
+                                         session.layers_[layer],
+                                         absl::MakeSpan(x.data() + i * hidden, hidden));
+      out.routing_margin[i] = std::min(out.routing_margin[i], margin);
     }
   }
 
-  ForwardOutput out;
   out.hidden.resize(n * hidden);
   for (int64_t i = 0; i < n; ++i) {
     std::vector<float> h = reference::RmsNorm(

@@ -63,6 +63,12 @@ struct ForwardOutput {
   // [new tokens, hidden_size] fp32: each new token's final-normed hidden state
   // (model.norm output, lm_head's input), which is the MTP module's `h` input.
   std::vector<float> hidden;
+  // [new tokens]: per token, the smallest routing margin over its MoE layers
+  // (reference::RouteToken's deciding gap; +inf without MoE layers). Where it is
+  // within another implementation's numerical noise, that implementation may
+  // legitimately pick other experts, so comparisons should not hold it to the
+  // oracle's logits there.
+  std::vector<double> routing_margin;
 };
 
 // Immutable after Create; may be shared across threads, each with its own sessions.
@@ -122,8 +128,9 @@ class ReferenceModel {
   absl::Status CheckToken(int32_t token) const;
   // One decoder block, in place: x += MLA(RMSNorm(x)); x += FFN(RMSNorm(x)).
   // x: [hidden] fp32.
-  void DecoderLayer(const reference::LayerWeights& layer, int64_t position,
-                    reference::LatentCache& cache, absl::Span<float> x) const;
+  // Returns the layer's routing margin (+inf for a dense layer).
+  double DecoderLayer(const reference::LayerWeights& layer, int64_t position,
+                      reference::LatentCache& cache, absl::Span<float> x) const;
   // lm_head (or the tied embedding) of one final-normed state. h: [hidden] fp32.
   std::vector<float> LmHead(absl::Span<const float> h) const;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <numeric>
 
 #include "common/check.h"
@@ -22,6 +23,24 @@ std::vector<int64_t> TopK(const std::vector<double>& values, std::vector<int64_t
   candidates.resize(k);
   return candidates;
 }
+
+// The last kept value minus the best value among `candidates` that were not kept;
+// +inf when every candidate was kept. kept: in descending order of value.
+double DecidingGap(const std::vector<double>& values, const std::vector<int64_t>& kept,
+                   const std::vector<int64_t>& candidates) {
+  double best_dropped = -std::numeric_limits<double>::infinity();
+  for (int64_t c : candidates) {
+    if (std::find(kept.begin(), kept.end(), c) == kept.end()) {
+      best_dropped = std::max(best_dropped, values[c]);
+    }
+  }
+  return values[kept.back()] - best_dropped;
+}
+
+// d score / d logit at a score: s(1 - s) for a sigmoid, and for a softmax entry too.
+// Dividing a score gap by it puts the gap in router-logit units, where an
+// implementation's numerical noise is roughly the same for every expert.
+double ScoreSlope(double score) { return std::max(score * (1.0 - score), 1e-12); }
 
 }  // namespace
 
@@ -44,8 +63,10 @@ std::vector<float> RouterScores(const ModelConfig& config, absl::Span<const floa
 
 std::vector<ExpertChoice> RouteToken(const ModelConfig& config,
                                      absl::Span<const float> scores,
-                                     absl::Span<const float> bias) {
+                                     absl::Span<const float> bias,
+                                     double* margin) {
   const int64_t n = config.n_routed_experts;
+  double gap = std::numeric_limits<double>::infinity();
   const int64_t k = config.num_experts_per_tok;
   YARD_CHECK(static_cast<int64_t>(scores.size()) == n, "RouteToken: scores length");
 
@@ -73,13 +94,21 @@ std::vector<ExpertChoice> RouteToken(const ModelConfig& config,
     std::vector<int64_t> groups(config.n_group);
     std::iota(groups.begin(), groups.end(), 0);
     std::vector<int64_t> kept = TopK(group_score, groups, config.topk_group);
+    // The last kept group's best expert sets the slope of its score.
+    double best_in_group = 0.0;
+    for (int64_t e = kept.back() * per_group; e < (kept.back() + 1) * per_group; ++e) {
+      best_in_group = std::max(best_in_group, static_cast<double>(scores[e]));
+    }
+    gap = std::min(gap, DecidingGap(group_score, kept, groups) / ScoreSlope(best_in_group));
     std::sort(kept.begin(), kept.end());
     candidates.clear();
     for (int64_t g : kept) {
       for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) candidates.push_back(e);
     }
   }
-  std::vector<int64_t> chosen = TopK(choice, std::move(candidates), k);
+  std::vector<int64_t> chosen = TopK(choice, candidates, k);
+  gap = std::min(gap, DecidingGap(choice, chosen, candidates) / ScoreSlope(scores[chosen.back()]));
+  if (margin != nullptr) *margin = gap;
 
   std::vector<double> weight(k);
   double sum = 0.0;

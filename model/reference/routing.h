@@ -46,9 +46,15 @@ std::vector<float> RouterScores(const ModelConfig& config, absl::Span<const floa
 //
 // scores: [n_routed_experts] fp32 (RouterScores). bias: [n_routed_experts] fp32 for
 // noaux_tc, ignored (may be empty) otherwise.
+// margin, if not null, receives how decisive the choice was, in router-logit units:
+// the smallest gap between a kept and a dropped candidate (last kept vs best dropped
+// group score, and the k-th chosen vs the best unchosen selection score), each
+// divided by the slope s(1 - s) of the kept score; +inf when nothing was dropped. An
+// implementation whose router logits differ by more than that may route differently.
 std::vector<ExpertChoice> RouteToken(const ModelConfig& config,
                                      absl::Span<const float> scores,
-                                     absl::Span<const float> bias);
+                                     absl::Span<const float> bias,
+                                     double* margin = nullptr);
 
 }  // namespace yard::model::reference
 

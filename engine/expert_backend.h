@@ -1,0 +1,37 @@
+// Where the MoE layer's routed experts run: in this process (LocalExpertBackend) or,
+// in the distributed runtime, on expert workers over the data plane.
+#ifndef SWITCHYARD_ENGINE_EXPERT_BACKEND_H_
+#define SWITCHYARD_ENGINE_EXPERT_BACKEND_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace yard::engine {
+
+// One MoE layer's routed-expert work for a batch of tokens.
+struct ExpertRequest {
+  int64_t layer = 0;
+  int64_t tokens = 0;
+  int64_t hidden = 0;
+  int64_t top_k = 0;
+  // x: [tokens, hidden] fp32, row-major: the post-attention-norm activations.
+  const float* x = nullptr;
+  // expert_ids: [tokens, top_k] int32 logical expert ids, in top-k order.
+  const int32_t* expert_ids = nullptr;
+};
+
+// Computes routed experts. Implementations are used from the engine's thread only.
+class ExpertBackendInterface {
+ public:
+  virtual ~ExpertBackendInterface() = default;
+  // out: [tokens, top_k, hidden] fp32, row-major: out[t, j] = expert
+  // expert_ids[t, j] applied to x[t], UNWEIGHTED (DESIGN.md: the caller applies the
+  // routing weights and sums in top-k order, so the result does not depend on where
+  // or how the experts were batched).
+  virtual absl::Status Compute(const ExpertRequest& request, float* out) = 0;
+};
+
+}  // namespace yard::engine
+
+#endif  // SWITCHYARD_ENGINE_EXPERT_BACKEND_H_

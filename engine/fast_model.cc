@@ -1,0 +1,326 @@
+#include "engine/fast_model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "engine/local_expert_backend.h"
+#include "kernels/cpu/elementwise/elementwise.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/mla/absorb.h"
+#include "kernels/cpu/mla/latent_attention.h"
+#include "kernels/cpu/numerics.h"
+
+namespace yard::engine {
+namespace {
+
+namespace cpu = ::yard::kernels::cpu;
+
+cpu::RouterParams RouterParamsFor(const model::ModelConfig& c) {
+  cpu::RouterParams p;
+  p.num_experts = c.n_routed_experts;
+  p.top_k = c.num_experts_per_tok;
+  p.n_group = c.n_group;
+  p.topk_group = c.topk_group;
+  p.scoring = c.scoring_func == model::ScoringFunc::kSigmoid ? cpu::RouterScoring::kSigmoid
+                                                             : cpu::RouterScoring::kSoftmax;
+  switch (c.topk_method) {
+    case model::TopkMethod::kGreedy: p.method = cpu::RouterTopk::kGreedy; break;
+    case model::TopkMethod::kGroupLimitedGreedy:
+      p.method = cpu::RouterTopk::kGroupLimitedGreedy;
+      break;
+    case model::TopkMethod::kNoauxTc: p.method = cpu::RouterTopk::kNoauxTc; break;
+  }
+  p.norm_topk_prob = c.norm_topk_prob;
+  p.routed_scaling_factor = c.routed_scaling_factor;
+  p.scale_after_norm = c.model_type == model::ModelType::kDeepseekV3;
+  return p;
+}
+
+cpu::RopeParams RopeParamsFor(const model::ModelConfig& c) {
+  cpu::RopeParams p;
+  p.dim = c.qk_rope_head_dim;
+  p.base = c.rope_theta;
+  if (c.rope_scaling) {
+    const model::YarnScaling& y = *c.rope_scaling;
+    p.yarn = cpu::YarnParams{y.factor,    y.original_max_position_embeddings,
+                             y.beta_fast, y.beta_slow,
+                             y.mscale,    y.mscale_all_dim};
+  }
+  return p;
+}
+
+template <typename T>
+T* Sized(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FastModel>> FastModel::Create(
+    const model::ModelConfig& config, const model::Checkpoint& checkpoint,
+    PagedLatentCache& cache, const FastModelOptions& options, ExpertBackendInterface* experts) {
+  const LatentCacheShape want = LatentCacheShapeFor(config, /*include_mtp=*/false);
+  if (cache.latent_dim() != want.latent_dim() || cache.shape().num_layers < want.num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "KV cache holds ", cache.shape().num_layers, " layers of ", cache.latent_dim(),
+        " values per token; the model needs ", want.num_layers, " of ", want.latent_dim()));
+  }
+  if (options.max_context <= 0) {
+    return absl::InvalidArgumentError("FastModelOptions.max_context must be > 0");
+  }
+  ASSIGN_OR_RETURN(ModelViews views, BindModelViews(config, checkpoint));
+  for (const LayerViews& layer : views.layers) {
+    RETURN_IF_ERROR(cpu::ValidateKvBProjection(
+        cpu::KvBProjection{layer.attention.kv_b, config.num_attention_heads,
+                           config.qk_nope_head_dim, config.v_head_dim},
+        config.kv_lora_rank));
+  }
+  if (config.n_routed_experts > 0) {
+    RETURN_IF_ERROR(cpu::ValidateRouterParams(RouterParamsFor(config)));
+  }
+  ASSIGN_OR_RETURN(cpu::RopeTable rope, cpu::RopeTable::Create(
+                                            RopeParamsFor(config),
+                                            std::min(options.max_context,
+                                                     config.max_position_embeddings)));
+  std::unique_ptr<FastModel> model(
+      new FastModel(config, cache, options, std::move(views), std::move(rope)));
+  if (experts == nullptr) {
+    model->own_experts_ = std::make_unique<LocalExpertBackend>(model->views_, model->gemm_);
+    model->experts_ = model->own_experts_.get();
+  } else {
+    model->experts_ = experts;
+  }
+  return model;
+}
+
+FastModel::FastModel(const model::ModelConfig& config, PagedLatentCache& cache,
+                     const FastModelOptions& options, ModelViews views, cpu::RopeTable rope)
+    : config_(config),
+      cache_(cache),
+      options_(options),
+      views_(std::move(views)),
+      rope_(std::move(rope)),
+      router_(RouterParamsFor(config)) {
+  gemm_.pool = options.pool;
+  gemm_.precision = options.deterministic ? cpu::ActivationPrecision::kFp32
+                                          : cpu::ActivationPrecision::kAuto;
+}
+
+absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
+  const int64_t hidden = config_.hidden_size;
+  const int64_t tokens = batch.num_tokens();
+  if (tokens == 0) return ForwardResult{};
+  int64_t* positions = Sized(positions_, tokens);
+  std::vector<float> x(tokens * hidden);
+  int64_t t = 0;
+  for (const ForwardSequence& seq : batch.sequences) {
+    const int64_t blocks_needed =
+        (seq.end_position() + cache_.block_tokens() - 1) / cache_.block_tokens();
+    if (seq.tokens.empty() || seq.start_position < 0 ||
+        seq.end_position() > rope_.max_positions() ||
+        static_cast<int64_t>(seq.block_table.size()) < blocks_needed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence ", seq.sequence_id, ": positions [", seq.start_position, ", ",
+          seq.end_position(), ") need ", blocks_needed, " blocks and a context of at most ",
+          rope_.max_positions(), "; have ", seq.block_table.size(), " blocks"));
+    }
+    for (size_t i = 0; i < seq.tokens.size(); ++i, ++t) {
+      const int32_t id = seq.tokens[i];
+      if (id < 0 || id >= config_.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("token id ", id, " outside [0, ", config_.vocab_size, ")"));
+      }
+      positions[t] = seq.start_position + static_cast<int64_t>(i);
+      const uint16_t* row = views_.embedding + static_cast<int64_t>(id) * hidden;
+      for (int64_t c = 0; c < hidden; ++c) x[t * hidden + c] = cpu::Bf16ToFloat(row[c]);
+    }
+  }
+
+  for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
+    RETURN_IF_ERROR(Layer(layer, batch, x.data()));
+  }
+
+  // Final norm and lm_head only for the last token of the sequences that want logits.
+  const int64_t rows = batch.num_logit_rows();
+  ForwardResult result;
+  if (rows == 0) return result;
+  float* last = Sized(h_, rows * hidden);
+  int64_t row = 0;
+  t = 0;
+  for (const ForwardSequence& seq : batch.sequences) {
+    t += static_cast<int64_t>(seq.tokens.size());
+    if (!seq.needs_logits) continue;
+    std::memcpy(last + row * hidden, &x[(t - 1) * hidden], hidden * sizeof(float));
+    ++row;
+  }
+  cpu::RmsNorm(last, rows, hidden, hidden, cpu::NormWeight::Fp32(views_.final_norm.data()),
+               static_cast<float>(config_.rms_norm_eps), last, hidden, options_.pool);
+  result.logits.resize(rows * config_.vocab_size);
+  cpu::Gemm(last, rows, views_.lm_head, result.logits.data(), gemm_);
+  return result;
+}
+
+absl::Status FastModel::Layer(int64_t index, const ForwardBatch& batch, float* x) {
+  const LayerViews& layer = views_.layers[index];
+  const int64_t hidden = config_.hidden_size;
+  const int64_t tokens = batch.num_tokens();
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  float* h = Sized(h_, tokens * hidden);
+  float* delta = Sized(delta_, tokens * hidden);
+
+  cpu::RmsNorm(x, tokens, hidden, hidden, cpu::NormWeight::Fp32(layer.input_norm.data()), eps, h,
+               hidden, options_.pool);
+  Attention(index, batch, h, delta);
+  // x += attention; h = RMSNorm(x) in one pass.
+  cpu::AddRmsNorm(x, hidden, delta, hidden, tokens, hidden,
+                  cpu::NormWeight::Fp32(layer.post_attn_norm.data()), eps, h, hidden,
+                  options_.pool);
+  if (layer.moe) {
+    RETURN_IF_ERROR(Moe(index, *layer.moe, h, tokens, delta));
+  } else {
+    Ffn(*layer.dense, h, tokens, delta);
+  }
+  for (int64_t i = 0; i < tokens * hidden; ++i) x[i] += delta[i];
+  return absl::OkStatus();
+}
+
+void FastModel::Attention(int64_t index, const ForwardBatch& batch, const float* h, float* out) {
+  const AttentionViews& attn = views_.layers[index].attention;
+  const int64_t tokens = batch.num_tokens();
+  const int64_t heads = config_.num_attention_heads;
+  const int64_t nope = config_.qk_nope_head_dim;
+  const int64_t rope = config_.qk_rope_head_dim;
+  const int64_t qk = nope + rope;
+  const int64_t rank = config_.kv_lora_rank;
+  const int64_t latent = rank + rope;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+
+  float* q = Sized(q_, tokens * heads * qk);
+  if (attn.q_a) {
+    float* q_a = Sized(q_a_, tokens * attn.q_a->n);
+    cpu::Gemm(h, tokens, *attn.q_a, q_a, gemm_);
+    cpu::RmsNorm(q_a, tokens, attn.q_a->n, attn.q_a->n,
+                 cpu::NormWeight::Fp32(attn.q_a_norm.data()), eps, q_a, attn.q_a->n,
+                 options_.pool);
+    cpu::Gemm(q_a, tokens, attn.q, q, gemm_);
+  } else {
+    cpu::Gemm(h, tokens, attn.q, q, gemm_);
+  }
+  // [c_kv | k_rope] per token: normalize c_kv, rotate k_rope; the row is then exactly
+  // the cache's latent row.
+  float* kv_a = Sized(kv_a_, tokens * latent);
+  cpu::Gemm(h, tokens, attn.kv_a, kv_a, gemm_);
+  cpu::RmsNorm(kv_a, tokens, rank, latent, cpu::NormWeight::Fp32(attn.kv_a_norm.data()), eps,
+               kv_a, latent, options_.pool);
+  cpu::ApplyRope(rope_, positions_.data(), tokens, 1, kv_a + rank, latent, rope, options_.pool);
+  cpu::ApplyRope(rope_, positions_.data(), tokens, heads, q + nope, heads * qk, qk,
+                 options_.pool);
+
+  int64_t t = 0;
+  for (const ForwardSequence& seq : batch.sequences) {
+    for (size_t i = 0; i < seq.tokens.size(); ++i, ++t) {
+      uint16_t* row = cache_.MutableRow(index, seq.block_table, positions_[t]);
+      cpu::FloatToBf16Row(kv_a + t * latent, latent, row);
+    }
+  }
+
+  const cpu::KvBProjection kv_b{attn.kv_b, heads, nope, config_.v_head_dim};
+  float* q_absorbed = Sized(q_absorbed_, tokens * heads * rank);
+  cpu::AbsorbQueries(kv_b, q, tokens, heads * qk, qk, q_absorbed, options_.pool);
+  float* q_rope = Sized(q_rope_, tokens * heads * rope);
+  for (int64_t i = 0; i < tokens * heads; ++i) {
+    std::memcpy(q_rope + i * rope, q + i * qk + nope, rope * sizeof(float));
+  }
+
+  float* o_latent = Sized(o_latent_, tokens * heads * rank);
+  std::vector<cpu::MlaSequenceQueries> queries;
+  queries.reserve(batch.sequences.size());
+  t = 0;
+  for (const ForwardSequence& seq : batch.sequences) {
+    cpu::MlaSequenceQueries s;
+    s.block_table = seq.block_table.data();
+    s.first_position = seq.start_position;
+    s.num_queries = static_cast<int64_t>(seq.tokens.size());
+    s.q_absorbed = q_absorbed + t * heads * rank;
+    s.q_rope = q_rope + t * heads * rope;
+    s.out = o_latent + t * heads * rank;
+    queries.push_back(s);
+    t += s.num_queries;
+  }
+  cpu::LatentCacheView view;
+  view.pool = cache_.LayerBase(index);
+  view.num_blocks = cache_.num_blocks();
+  view.block_tokens = cache_.block_tokens();
+  view.kv_lora_rank = rank;
+  view.rope_dim = rope;
+  cpu::MlaAttentionOptions mla;
+  mla.pool = options_.pool;
+  mla.precision = cpu::MlaPrecision::kFp32;
+  cpu::MlaAttention(view, queries, heads, static_cast<float>(config_.SoftmaxScale()), mla);
+
+  float* values = Sized(values_, tokens * heads * config_.v_head_dim);
+  cpu::ExpandValuesOptions expand;
+  expand.pool = options_.pool;
+  expand.precision = gemm_.precision;
+  cpu::ExpandValues(kv_b, o_latent, tokens, values, expand);
+  cpu::Gemm(values, tokens, attn.o, out, gemm_);
+}
+
+void FastModel::Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens, float* out) {
+  const int64_t inner = ffn.gate.n;
+  float* gate = Sized(ffn_gate_, tokens * inner);
+  float* up = Sized(ffn_up_, tokens * inner);
+  cpu::Gemm(h, tokens, ffn.gate, gate, gemm_);
+  cpu::Gemm(h, tokens, ffn.up, up, gemm_);
+  cpu::SiluMul(gate, inner, up, inner, tokens, inner, gate, inner, options_.pool);
+  cpu::Gemm(gate, tokens, ffn.down, out, gemm_);
+}
+
+absl::Status FastModel::Moe(int64_t index, const MoeViews& moe, const float* h,
+                            int64_t tokens, float* out) {
+  const int64_t hidden = config_.hidden_size;
+  const int64_t k = config_.num_experts_per_tok;
+  // Router logits always take FP32 activations: expert choice compares scores, and a
+  // last-bit difference can flip a near-tie.
+  cpu::GemmOptions router_gemm = gemm_;
+  router_gemm.precision = cpu::ActivationPrecision::kFp32;
+  float* logits = Sized(router_logits_, tokens * moe.router.n);
+  cpu::Gemm(h, tokens, moe.router, logits, router_gemm);
+  int32_t* ids = Sized(route_ids_, tokens * k);
+  float* weights = Sized(route_weights_, tokens * k);
+  cpu::Route(router_, logits, tokens, moe.bias.empty() ? nullptr : moe.bias.data(), ids,
+             weights, options_.pool);
+
+  float* expert_out = Sized(expert_out_, tokens * k * hidden);
+  ExpertRequest request;
+  request.layer = index;
+  request.tokens = tokens;
+  request.hidden = hidden;
+  request.top_k = k;
+  request.x = h;
+  request.expert_ids = ids;
+  RETURN_IF_ERROR(experts_->Compute(request, expert_out));
+
+  if (moe.shared) {
+    Ffn(*moe.shared, h, tokens, out);
+  } else {
+    std::fill(out, out + tokens * hidden, 0.0f);
+  }
+  // out = Σ_j w_j·expert_j in top-k order, then + shared: a fixed order, whichever
+  // worker or batch computed each expert.
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t c = 0; c < hidden; ++c) {
+      float routed = 0.0f;
+      for (int64_t j = 0; j < k; ++j) {
+        routed += weights[t * k + j] * expert_out[(t * k + j) * hidden + c];
+      }
+      out[t * hidden + c] += routed;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace yard::engine

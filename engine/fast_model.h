@@ -1,0 +1,91 @@
+// The fast CPU model runner: a batch of sequences' new tokens through every layer of
+// a DeepSeek-V2/V3 model, on kernels/cpu, reading the weights straight from the
+// memory-mapped checkpoint and keeping attention state in the paged latent cache.
+//
+// Per layer, for all T new tokens of the batch at once:
+//   h = RMSNorm(x); q = W_q·h (via q_lora when present); [c_kv | k_rope] = W_kva·h;
+//   c_kv = RMSNorm(c_kv); RoPE(q_rope, k_rope); cache rows ← bf16([c_kv | k_rope]);
+//   q' = W_ukᵀ·q_nope (absorbed); o = MLA(q', q_rope; cache); v = W_uv·o; x += W_o·v;
+//   h = RMSNorm(x); x += dense FFN(h), or Σ_j w_j·expert_j(h) (top-k order) + shared(h).
+// The routed experts go through an ExpertBackendInterface (local here, remote in the
+// attention worker). MTP layers are not run.
+#ifndef SWITCHYARD_ENGINE_FAST_MODEL_H_
+#define SWITCHYARD_ENGINE_FAST_MODEL_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/batch_forward.h"
+#include "engine/expert_backend.h"
+#include "engine/kv_cache.h"
+#include "engine/model_weights.h"
+#include "kernels/cpu/elementwise/rope.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/router/router.h"
+#include "kernels/cpu/thread_pool.h"
+#include "model/checkpoint/checkpoint.h"
+#include "model/config.h"
+
+namespace yard::engine {
+
+struct FastModelOptions {
+  // Every activation in FP32 through the matmuls and attention, so a sequence's logits
+  // are bitwise the same whatever batch it shares and whatever the thread count (for
+  // a given ISA). Off: large batches (prefill) round activations to BF16 for the
+  // BF16 dot-product instructions — about twice the FLOP/s, small numeric drift.
+  bool deterministic = false;
+  // Longest sequence the RoPE table covers (positions [0, max_context)).
+  int64_t max_context = 4096;
+  // Threads for the kernels; nullptr means kernels::cpu::DefaultThreadPool().
+  kernels::cpu::ThreadPool* pool = nullptr;
+};
+
+// Not thread-safe: one Forward at a time, from the engine's thread (the kernels fan
+// out to the pool). Borrows the checkpoint and the cache, which must outlive it.
+class FastModel : public BatchForwardInterface {
+ public:
+  // Binds the checkpoint's tensors (it should have passed Validate(config)) and checks
+  // that the cache has one layer per decoder layer with the model's latent width.
+  // experts: nullptr runs the routed experts in-process (LocalExpertBackend);
+  // otherwise borrowed, must outlive the model.
+  static absl::StatusOr<std::unique_ptr<FastModel>> Create(
+      const model::ModelConfig& config, const model::Checkpoint& checkpoint,
+      PagedLatentCache& cache, const FastModelOptions& options,
+      ExpertBackendInterface* experts = nullptr);
+
+  absl::StatusOr<ForwardResult> Forward(const ForwardBatch& batch) override;
+
+  const model::ModelConfig& config() const { return config_; }
+
+ private:
+  FastModel(const model::ModelConfig& config, PagedLatentCache& cache,
+            const FastModelOptions& options, ModelViews views, kernels::cpu::RopeTable rope);
+
+  // One decoder layer over the batch's tokens; x: [T, hidden] fp32, updated in place.
+  absl::Status Layer(int64_t index, const ForwardBatch& batch, float* x);
+  void Attention(int64_t index, const ForwardBatch& batch, const float* h, float* out);
+  absl::Status Moe(int64_t index, const MoeViews& moe, const float* h, int64_t tokens,
+                   float* out);
+  void Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens, float* out);
+
+  model::ModelConfig config_;
+  PagedLatentCache& cache_;
+  FastModelOptions options_;
+  ModelViews views_;
+  kernels::cpu::RopeTable rope_;
+  kernels::cpu::RouterParams router_;
+  kernels::cpu::GemmOptions gemm_;
+  std::unique_ptr<ExpertBackendInterface> own_experts_;
+  ExpertBackendInterface* experts_ = nullptr;
+
+  // Per-call scratch, sized for the batch: token positions and activations.
+  std::vector<int64_t> positions_;
+  std::vector<float> h_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_, delta_;
+  std::vector<float> ffn_gate_, ffn_up_, router_logits_, route_weights_, expert_out_;
+  std::vector<int32_t> route_ids_;
+};
+
+}  // namespace yard::engine
+
+#endif  // SWITCHYARD_ENGINE_FAST_MODEL_H_
