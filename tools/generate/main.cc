@@ -1,6 +1,7 @@
-// generate: greedy generation with the FP32 reference forward, streamed to stdout.
+// generate: greedy generation, streamed to stdout, with the fast CPU engine
+// (default) or the FP32 reference forward.
 //
-//   generate --model DIR (--prompt TEXT | --chat TEXT) --max-tokens N
+//   generate --model DIR (--prompt TEXT | --chat TEXT) --max-tokens N [--engine E]
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/cli.h"
 #include "common/status_macros.h"
+#include "engine/local_engine.h"
 #include "model/reference/load.h"
 #include "model/tokenizer/chat_template.h"
 #include "model/tokenizer/tokenizer.h"
@@ -28,6 +30,13 @@ ABSL_FLAG(std::string, tokenizer, "",
           "Tokenizer directory; default: the model directory if it has tokenizer.json, "
           "else $YARD_TOKENIZER_DIR, else data/tokenizers/deepseek-v3.");
 ABSL_FLAG(bool, stats, true, "Print load time and tokens/s to stderr at the end.");
+ABSL_FLAG(std::string, engine, "fast",
+          "fast: the CPU engine (kernels, paged latent cache, continuous batching); "
+          "reference: the FP32 oracle (plain loops; FP32 copies of every weight).");
+ABSL_FLAG(bool, deterministic, false,
+          "With --engine=fast: FP32 activations everywhere, so the logits do not depend "
+          "on batch or thread count. Default mode rounds prefill activations to BF16 "
+          "for speed.");
 
 namespace yard::tools {
 namespace {
@@ -46,23 +55,104 @@ int32_t Argmax(const std::vector<float>& logits) {
   return best;
 }
 
+struct Outcome {
+  int generated = 0;
+  std::string finish_reason;
+  double load_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
+};
+
+absl::StatusOr<Outcome> RunReference(const std::string& model_dir,
+                                     const model::Tokenizer& tokenizer,
+                                     const std::vector<model::TokenId>& prompt,
+                                     int32_t max_tokens) {
+  Outcome o;
+  const Clock::time_point load_start = Clock::now();
+  ASSIGN_OR_RETURN(auto model, model::LoadReferenceModel(model_dir));
+  o.load_seconds = SecondsSince(load_start);
+
+  model::ReferenceSession session = model->NewSession();
+  model::StreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+  const Clock::time_point prefill_start = Clock::now();
+  ASSIGN_OR_RETURN(model::ForwardOutput out, model->Forward(session, prompt));
+  o.prefill_seconds = SecondsSince(prefill_start);
+
+  const Clock::time_point decode_start = Clock::now();
+  o.finish_reason = "length";
+  while (o.generated < max_tokens) {
+    const int32_t next = Argmax(out.logits);
+    ++o.generated;
+    if (tokenizer.eos_id() && next == *tokenizer.eos_id()) {
+      o.finish_reason = "eos";
+      break;
+    }
+    std::cout << stream.Next(next) << std::flush;
+    if (o.generated == max_tokens) break;
+    ASSIGN_OR_RETURN(out, model->Forward(session, {next}));
+  }
+  std::cout << stream.Flush();
+  o.decode_seconds = SecondsSince(decode_start);
+  return o;
+}
+
+absl::StatusOr<Outcome> RunFast(const std::string& model_dir, const model::Tokenizer& tokenizer,
+                                const std::vector<model::TokenId>& prompt, int32_t max_tokens) {
+  Outcome o;
+  const Clock::time_point load_start = Clock::now();
+  engine::LocalEngineOptions options;
+  options.deterministic = absl::GetFlag(FLAGS_deterministic);
+  options.max_context = static_cast<int64_t>(prompt.size()) + max_tokens + 1;
+  ASSIGN_OR_RETURN(auto local, engine::LocalEngine::Open(model_dir, &tokenizer, options));
+  o.load_seconds = SecondsSince(load_start);
+
+  engine::Request request;
+  request.id = "generate";
+  request.prompt.assign(prompt.begin(), prompt.end());
+  request.sampling.temperature = 0;  // greedy
+  request.max_tokens = max_tokens;
+  absl::Status failure;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point first_token;
+  RETURN_IF_ERROR(local->engine().Submit(request, [&](const engine::StreamEvent& event) {
+    if (event.token) {
+      if (o.generated++ == 0) first_token = Clock::now();
+    }
+    std::cout << event.text << std::flush;
+    if (event.finish) {
+      failure = event.status;
+      switch (*event.finish) {
+        case engine::FinishReason::kEos: o.finish_reason = "eos"; break;
+        case engine::FinishReason::kLength: o.finish_reason = "length"; break;
+        case engine::FinishReason::kStop: o.finish_reason = "stop"; break;
+        case engine::FinishReason::kCancelled: o.finish_reason = "cancelled"; break;
+        case engine::FinishReason::kError: o.finish_reason = "error"; break;
+      }
+    }
+  }));
+  local->engine().RunUntilIdle();
+  RETURN_IF_ERROR(failure);
+  // The first token comes out of the prefill step.
+  o.prefill_seconds = std::chrono::duration<double>(first_token - start).count();
+  o.decode_seconds = SecondsSince(first_token);
+  return o;
+}
+
 absl::Status Run() {
   const std::string model_dir = ResolveUserPath(absl::GetFlag(FLAGS_model));
   const std::string prompt = absl::GetFlag(FLAGS_prompt);
   const std::string chat = absl::GetFlag(FLAGS_chat);
+  const std::string engine_name = absl::GetFlag(FLAGS_engine);
   const int32_t max_tokens = absl::GetFlag(FLAGS_max_tokens);
   if (model_dir.empty()) return absl::InvalidArgumentError("--model is required");
   if (prompt.empty() == chat.empty()) {
     return absl::InvalidArgumentError("give exactly one of --prompt and --chat");
   }
   if (max_tokens <= 0) return absl::InvalidArgumentError("--max-tokens must be > 0");
+  if (engine_name != "fast" && engine_name != "reference") {
+    return absl::InvalidArgumentError("--engine must be fast or reference");
+  }
 
-  const Clock::time_point load_start = Clock::now();
   ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::Load(FindTokenizerDir(
                                        absl::GetFlag(FLAGS_tokenizer), model_dir)));
-  ASSIGN_OR_RETURN(auto model, model::LoadReferenceModel(model_dir));
-  const double load_seconds = SecondsSince(load_start);
-
   std::vector<model::TokenId> tokens;
   if (!chat.empty()) {
     std::vector<model::ChatMessage> messages;
@@ -79,34 +169,17 @@ absl::Status Run() {
   }
   if (tokens.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
 
-  model::ReferenceSession session = model->NewSession();
-  model::StreamDecoder stream(*tokenizer, /*skip_special_tokens=*/true);
-  const Clock::time_point prefill_start = Clock::now();
-  ASSIGN_OR_RETURN(model::ForwardOutput out, model->Forward(session, tokens));
-  const double prefill_seconds = SecondsSince(prefill_start);
-
-  const Clock::time_point decode_start = Clock::now();
-  int generated = 0;
-  std::string finish_reason = "length";
-  while (generated < max_tokens) {
-    const int32_t next = Argmax(out.logits);
-    ++generated;
-    if (tokenizer->eos_id() && next == *tokenizer->eos_id()) {
-      finish_reason = "eos";
-      break;
-    }
-    std::cout << stream.Next(next) << std::flush;
-    if (generated == max_tokens) break;
-    ASSIGN_OR_RETURN(out, model->Forward(session, {next}));
-  }
-  std::cout << stream.Flush() << "\n" << std::flush;
+  ASSIGN_OR_RETURN(Outcome o, engine_name == "fast"
+                                  ? RunFast(model_dir, *tokenizer, tokens, max_tokens)
+                                  : RunReference(model_dir, *tokenizer, tokens, max_tokens));
+  std::cout << "\n" << std::flush;
   if (absl::GetFlag(FLAGS_stats)) {
-    const double decode_seconds = SecondsSince(decode_start);
     std::cerr << absl::StrFormat(
-        "[%d prompt tokens, %d generated (%s); load %.2fs, prefill %.2fs (%.1f tok/s), "
-        "decode %.1f tok/s, reference forward]\n",
-        tokens.size(), generated, finish_reason, load_seconds, prefill_seconds,
-        tokens.size() / prefill_seconds, generated / decode_seconds);
+        "[%d prompt tokens, %d generated (%s); load %.2fs, prefill %.3fs (%.1f tok/s), "
+        "decode %.1f tok/s, %s engine]\n",
+        tokens.size(), o.generated, o.finish_reason, o.load_seconds, o.prefill_seconds,
+        tokens.size() / o.prefill_seconds,
+        o.generated > 1 ? (o.generated - 1) / o.decode_seconds : 0.0, engine_name);
   }
   return absl::OkStatus();
 }
@@ -117,8 +190,10 @@ absl::Status Run() {
 int main(int argc, char** argv) {
   yard::ParseCommandLine(
       argc, argv,
-      "Greedy generation with the FP32 reference forward, streamed to stdout.\n"
-      "usage: generate --model DIR (--prompt TEXT | --chat TEXT) [--max-tokens N]");
+      "Greedy generation, streamed to stdout, with the fast CPU engine or the FP32\n"
+      "reference forward.\n"
+      "usage: generate --model DIR (--prompt TEXT | --chat TEXT) [--max-tokens N] "
+      "[--engine fast|reference] [--deterministic]");
   absl::Status status = yard::tools::Run();
   if (!status.ok()) return yard::Fail(status.ToString());
   return 0;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "engine/local_engine.h"
 #include "model/reference/load.h"
 
 namespace yard::tools {
@@ -42,6 +43,27 @@ absl::StatusOr<std::vector<float>> ReferenceLastLogits(const std::string& model_
   ASSIGN_OR_RETURN(model::ForwardOutput out,
                    reference->ForwardFull(tokens, model::LogitsMode::kLast));
   return std::move(out.logits);
+}
+
+absl::StatusOr<std::vector<float>> FastLastLogits(const std::string& model_dir,
+                                                  absl::Span<const int32_t> tokens,
+                                                  bool deterministic) {
+  if (tokens.empty()) return absl::InvalidArgumentError("no tokens");
+  engine::LocalEngineOptions options;
+  options.deterministic = deterministic;
+  options.max_context = static_cast<int64_t>(tokens.size()) + 1;
+  ASSIGN_OR_RETURN(auto local, engine::LocalEngine::Open(model_dir, nullptr, options));
+  constexpr engine::SequenceId kSequence = 1;
+  RETURN_IF_ERROR(local->cache().Reserve(kSequence, static_cast<int64_t>(tokens.size())));
+  engine::ForwardBatch batch;
+  engine::ForwardSequence& seq = batch.sequences.emplace_back();
+  seq.sequence_id = kSequence;
+  seq.tokens.assign(tokens.begin(), tokens.end());
+  absl::Span<const int32_t> table = local->cache().BlockTable(kSequence);
+  seq.block_table.assign(table.begin(), table.end());
+  seq.needs_logits = true;
+  ASSIGN_OR_RETURN(engine::ForwardResult result, local->model().Forward(batch));
+  return std::move(result.logits);
 }
 
 absl::Status WriteFloat32File(const std::string& path, absl::Span<const float> values) {

@@ -24,6 +24,12 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenList(absl::string_view text);
 absl::StatusOr<std::vector<float>> ReferenceLastLogits(const std::string& model_dir,
                                                        absl::Span<const int32_t> tokens);
 
+// The same with the fast CPU engine (engine/fast_model.h): the prompt in one prefill
+// chunk; `deterministic` as FastModelOptions::deterministic.
+absl::StatusOr<std::vector<float>> FastLastLogits(const std::string& model_dir,
+                                                  absl::Span<const int32_t> tokens,
+                                                  bool deterministic);
+
 // Writes `values` as raw little-endian IEEE float32, nothing else, replacing `path`.
 absl::Status WriteFloat32File(const std::string& path, absl::Span<const float> values);
 

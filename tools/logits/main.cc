@@ -20,11 +20,17 @@ ABSL_FLAG(std::string, out, "",
           "output file: the last position's logits as vocab_size little-endian float32 "
           "values, nothing else (required)");
 
+ABSL_FLAG(std::string, engine, "fast",
+          "fast: the CPU engine; reference: the FP32 oracle (plain loops).");
+ABSL_FLAG(bool, deterministic, false,
+          "With --engine=fast: FP32 activations everywhere (batch- and thread-invariant "
+          "logits); the default rounds long prompts' activations to BF16 for speed.");
+
 int main(int argc, char** argv) {
   yard::ParseCommandLine(
       argc, argv,
-      "Writes the FP32 reference forward's logits of the last token.\n"
-      "usage: logits --model=DIR --tokens=ID,ID,... --out=FILE\n"
+      "Writes the logits of the last token (fast engine or FP32 reference forward).\n"
+      "usage: logits --model=DIR --tokens=ID,ID,... --out=FILE [--engine=fast|reference]\n"
       "Relative paths are resolved against $BUILD_WORKSPACE_DIRECTORY when set (bazel "
       "run).");
   const std::string model_dir = yard::tools::ResolveUserPath(absl::GetFlag(FLAGS_model));
@@ -35,8 +41,14 @@ int main(int argc, char** argv) {
       yard::tools::ParseTokenList(absl::GetFlag(FLAGS_tokens));
   if (!tokens.ok()) return yard::Fail(absl::StrCat("--tokens: ", tokens.status().message()));
 
+  const std::string engine = absl::GetFlag(FLAGS_engine);
+  if (engine != "fast" && engine != "reference") {
+    return yard::Fail("--engine must be fast or reference");
+  }
   absl::StatusOr<std::vector<float>> logits =
-      yard::tools::ReferenceLastLogits(model_dir, *tokens);
+      engine == "fast"
+          ? yard::tools::FastLastLogits(model_dir, *tokens, absl::GetFlag(FLAGS_deterministic))
+          : yard::tools::ReferenceLastLogits(model_dir, *tokens);
   if (!logits.ok()) return yard::Fail(logits.status().message());
   absl::Status written = yard::tools::WriteFloat32File(out, *logits);
   if (!written.ok()) return yard::Fail(written.message());

@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "engine/local_engine.h"
 #include "model/presets.h"
 #include "model/reference/load.h"
 #include "model/tokenizer/chat_template.h"
@@ -56,7 +57,7 @@ class GenerateToolTest : public ::testing::Test {
   }
 
   static std::string Tool() {
-    return "tools/generate/generate --stats=false --model=" + *model_dir_;
+    return "tools/generate/generate --stats=false --engine=reference --model=" + *model_dir_;
   }
 
   static std::string* model_dir_;
@@ -88,6 +89,32 @@ TEST_F(GenerateToolTest, ChatUsesTheDeepseekV3Format) {
   EXPECT_EQ(r.out, ExpectedText(prompt, 5) + "\n");
 }
 
+// The fast engine's text is what the engine library streams for the same request.
+TEST_F(GenerateToolTest, FastEngineStreamsTheEngineLibraryText) {
+  RunResult r = RunBinary("tools/generate/generate --stats=false --engine=fast --deterministic "
+                          "--model=" + *model_dir_ + " --prompt='Once upon a time' --max-tokens=7");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto tokenizer = model::Tokenizer::Load(*model_dir_);
+  ASSERT_TRUE(tokenizer.ok());
+  engine::LocalEngineOptions options;
+  options.deterministic = true;
+  auto local = engine::LocalEngine::Open(*model_dir_, tokenizer->get(), options);
+  ASSERT_TRUE(local.ok()) << local.status();
+  engine::Request request;
+  request.id = "x";
+  std::vector<model::TokenId> prompt = *(*tokenizer)->Encode("Once upon a time");
+  request.prompt.assign(prompt.begin(), prompt.end());
+  request.sampling.temperature = 0;
+  request.max_tokens = 7;
+  std::string text;
+  ASSERT_TRUE((*local)->engine().Submit(request, [&](const engine::StreamEvent& e) {
+    text += e.text;
+  }).ok());
+  (*local)->engine().RunUntilIdle();
+  EXPECT_EQ(r.out, text + "\n");
+  EXPECT_FALSE(text.empty());
+}
+
 TEST_F(GenerateToolTest, BadFlagsFailWithClearErrors) {
   struct Case {
     std::string flags;
@@ -98,6 +125,7 @@ TEST_F(GenerateToolTest, BadFlagsFailWithClearErrors) {
       {"--prompt=a --chat=b", "exactly one of --prompt and --chat"},
       {"--prompt=a --max-tokens=0", "--max-tokens must be > 0"},
       {"--prompt=a --max-tokens=x", "max_tokens"},
+      {"--prompt=a --engine=turbo", "--engine must be fast or reference"},
   };
   for (const Case& c : cases) {
     RunResult r = RunBinary(Tool() + " " + c.flags);

@@ -1,5 +1,7 @@
 // tools/logits: token-list parsing, the float32 file, and the binary end to end
 // against the reference forward in-process.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -59,7 +61,7 @@ TEST(LogitsBinaryTest, WritesTheReferenceLastLogits) {
 
   const std::string out = TmpDir() + "/logits.bin";
   const std::string log = TmpDir() + "/logits.log";
-  const std::string binary = "tools/logits/logits";
+  const std::string binary = "tools/logits/logits --engine=reference";
   int rc = std::system((binary + " --model=" + model + " --tokens=0,17,42 --out=" + out +
                         " 2>" + log)
                            .c_str());
@@ -99,6 +101,35 @@ TEST(LogitsBinaryTest, HelpDocumentsEveryFlag) {
   EXPECT_THAT(help, HasSubstr("--tokens"));
   EXPECT_THAT(help, HasSubstr("--out"));
   EXPECT_THAT(help, HasSubstr("little-endian"));
+}
+
+TEST(LogitsBinaryTest, FastEngineWritesTheFastModelLogits) {
+  const std::string model = TmpDir() + "/tiny_v3_fast";
+  model::RandomCheckpointOptions options;
+  options.progress = model::ProgressMode::kNever;
+  ASSERT_TRUE(
+      model::WriteRandomCheckpoint(*model::PresetConfig("tiny-v3"), model, options).ok());
+  const std::string out = TmpDir() + "/fast_logits.bin";
+  const std::string log = TmpDir() + "/fast_logits.log";
+  const int rc = std::system(("tools/logits/logits --engine=fast --deterministic --model=" +
+                              model + " --tokens=0,17,42,9000 --out=" + out + " 2>" + log)
+                                 .c_str());
+  ASSERT_EQ(rc, 0) << ReadFile(log);
+  absl::StatusOr<std::vector<float>> fast = FastLastLogits(model, {0, 17, 42, 9000}, true);
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  const std::string bytes = ReadFile(out);
+  ASSERT_EQ(bytes.size(), fast->size() * 4);
+  EXPECT_EQ(std::memcmp(bytes.data(), fast->data(), bytes.size()), 0);
+  // And it is the model's: close to the reference (the full comparison is in
+  // tests/unit/engine/fast_model_test).
+  absl::StatusOr<std::vector<float>> reference = ReferenceLastLogits(model, {0, 17, 42, 9000});
+  ASSERT_TRUE(reference.ok());
+  double max_abs = 0, max_diff = 0;
+  for (size_t i = 0; i < reference->size(); ++i) {
+    max_abs = std::max(max_abs, double(std::fabs((*reference)[i])));
+    max_diff = std::max(max_diff, double(std::fabs((*reference)[i] - (*fast)[i])));
+  }
+  EXPECT_LT(max_diff, 0.05 * max_abs);
 }
 
 }  // namespace

@@ -1,0 +1,54 @@
+#include "engine/local_engine.h"
+
+#include <algorithm>
+#include <iostream>
+
+#include "common/status_macros.h"
+
+namespace yard::engine {
+
+absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(
+    const std::string& model_dir, const model::Tokenizer* tokenizer,
+    const LocalEngineOptions& options) {
+  std::unique_ptr<LocalEngine> local(new LocalEngine());
+  ASSIGN_OR_RETURN(local->config_, model::LoadModelConfig(model_dir));
+  const model::ModelConfig& config = local->config_;
+  model::CheckpointOptions open;
+  if (config.quantization) open.fp8_blocks = *config.quantization;
+  ASSIGN_OR_RETURN(local->checkpoint_, model::Checkpoint::Open(model_dir, open));
+  ASSIGN_OR_RETURN(model::ValidationReport report, local->checkpoint_->Validate(config));
+  if (!report.unexpected_tensors.empty()) {
+    std::cerr << "note: " << report.unexpected_tensors.size()
+              << " tensors in the checkpoint are not used (e.g. "
+              << report.unexpected_tensors.front() << ")\n";
+  }
+  local->max_context_ = std::min(options.max_context, config.max_position_embeddings);
+
+  KvCacheOptions cache_options;
+  cache_options.block_tokens = options.block_tokens;
+  cache_options.byte_budget = options.kv_cache_bytes;
+  ASSIGN_OR_RETURN(local->cache_, PagedLatentCache::Create(
+                                      LatentCacheShapeFor(config, /*include_mtp=*/false),
+                                      cache_options));
+
+  FastModelOptions model_options;
+  model_options.deterministic = options.deterministic;
+  model_options.max_context = local->max_context_;
+  ASSIGN_OR_RETURN(local->model_, FastModel::Create(config, *local->checkpoint_,
+                                                    *local->cache_, model_options));
+
+  EngineOptions engine_options;
+  engine_options.vocab_size = config.vocab_size;
+  engine_options.scheduler.max_context = local->max_context_;
+  engine_options.scheduler.max_num_seqs = options.max_num_seqs;
+  if (tokenizer != nullptr) {
+    if (tokenizer->eos_id()) engine_options.scheduler.eos_token_ids = {*tokenizer->eos_id()};
+    local->detokenizer_ = std::make_unique<TokenizerDetokenizer>(*tokenizer);
+  }
+  ASSIGN_OR_RETURN(local->engine_,
+                   Engine::Create(engine_options, *local->cache_, *local->model_,
+                                  local->detokenizer_.get()));
+  return local;
+}
+
+}  // namespace yard::engine
