@@ -194,6 +194,9 @@ void DecodeFp8Pairs(const uint8_t* w, int64_t w_ld, int64_t rows, int64_t k,
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t kk = 0; kk < k; kk += 32) {
+      // Rows come straight from DRAM: prefetch a few rows ahead (see
+      // kPrefetchNextTile).
+      _mm_prefetch(reinterpret_cast<const char*>(w + (r + kF32Nr) * w_ld + kk), _MM_HINT_T0);
       const __m512i h =
           Fp8ToHalfBits(_mm256_maskz_loadu_epi8(TailMask32(k - kk), w + r * w_ld + kk));
       const __m512i lo = _mm512_castps_si512(_mm512_cvtph_ps(_mm512_castsi512_si256(h)));
@@ -366,6 +369,7 @@ void DecodeFp8Panel(const uint8_t* w, int64_t w_ld, int64_t rows, int64_t k,
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = w + r * w_ld;
     for (int64_t kk = 0; kk < k; kk += 32) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + kDpNr * w_ld + kk), _MM_HINT_T0);
       const __m512i h = Fp8ToHalfBits(_mm256_maskz_loadu_epi8(TailMask32(k - kk), row + kk));
       const __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
       const __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));

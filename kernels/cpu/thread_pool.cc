@@ -41,7 +41,7 @@ ThreadPool::ThreadPool(const Options& options)
       spin_microseconds_(std::max(0, options.spin_microseconds)) {
   workers_.reserve(num_threads_ - 1);
   for (int i = 1; i < num_threads_; ++i) {
-    workers_.emplace_back([this, i] { WorkerLoop(i); });
+    workers_.emplace_back([this] { WorkerLoop(); });
   }
 }
 
@@ -72,13 +72,37 @@ bool ThreadPool::SpinWhileEquals(const std::atomic<uint32_t>& word,
   }
 }
 
-void ThreadPool::RunChunk(int chunk) {
-  const int64_t begin = ChunkBegin(job_n_, job_chunks_, chunk);
-  const int64_t end = ChunkBegin(job_n_, job_chunks_, chunk + 1);
-  (*job_)(chunk, begin, end);
+bool ThreadPool::TryClaim(uint32_t epoch, int* chunk) {
+  uint64_t word = claim_.load(std::memory_order_acquire);
+  while (true) {
+    if (static_cast<uint32_t>(word >> 32) != epoch) return false;
+    const uint32_t next = static_cast<uint32_t>(word);
+    // May read a newer job's count; then the compare-and-swap below fails.
+    if (next >= static_cast<uint32_t>(job_chunks_.load(std::memory_order_relaxed))) {
+      return false;
+    }
+    if (claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      *chunk = static_cast<int>(next);
+      return true;
+    }
+  }
 }
 
-void ThreadPool::WorkerLoop(int index) {
+void ThreadPool::RunChunk(int chunk) {
+  // Stable: the job cannot finish, so no newer job can be posted, before this chunk
+  // is counted done.
+  const int64_t n = job_n_.load(std::memory_order_relaxed);
+  const int chunks = job_chunks_.load(std::memory_order_relaxed);
+  (*job_.load(std::memory_order_relaxed))(chunk, ChunkBegin(n, chunks, chunk),
+                                          ChunkBegin(n, chunks, chunk + 1));
+  if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == static_cast<uint32_t>(chunks) &&
+      caller_sleeping_.load(std::memory_order_seq_cst)) {
+    FutexWakeAll(done_);
+  }
+}
+
+void ThreadPool::WorkerLoop() {
   tls_running_pool = this;
   // The epoch as constructed, not as loaded now: a job may already have been posted
   // before this thread got to run.
@@ -94,11 +118,8 @@ void ThreadPool::WorkerLoop(int index) {
     }
     seen = epoch_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
-    if (index < job_chunks_) RunChunk(index);
-    if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
-        caller_sleeping_.load(std::memory_order_seq_cst)) {
-      FutexWakeAll(pending_);
-    }
+    int chunk;
+    while (TryClaim(seen, &chunk)) RunChunk(chunk);
   }
 }
 
@@ -114,32 +135,36 @@ void ThreadPool::ParallelForChunks(
     return;
   }
   std::lock_guard<std::mutex> lock(call_mutex_);
-  job_ = &fn;
-  job_n_ = n;
-  job_chunks_ = chunks;
-  // Every worker acknowledges every job (even one without a chunk for it), so the
-  // job fields are not rewritten while a slow worker still reads them.
-  pending_.store(static_cast<uint32_t>(workers_.size()), std::memory_order_relaxed);
-  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  // Every chunk of the previous job is done: no thread reads these fields now except
+  // late workers, whose claims fail on the epoch.
+  const uint32_t epoch = epoch_.load(std::memory_order_relaxed) + 1;
+  job_.store(&fn, std::memory_order_relaxed);
+  job_n_.store(n, std::memory_order_relaxed);
+  job_chunks_.store(chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  claim_.store(static_cast<uint64_t>(epoch) << 32, std::memory_order_release);
+  epoch_.store(epoch, std::memory_order_seq_cst);
   if (sleeping_workers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(epoch_);
 
   const ThreadPool* outer = tls_running_pool;
   tls_running_pool = this;
-  RunChunk(0);
+  int chunk;
+  while (TryClaim(epoch, &chunk)) RunChunk(chunk);
   tls_running_pool = outer;
 
+  // Only chunks that workers already claimed are left.
+  const uint32_t all = static_cast<uint32_t>(chunks);
   while (true) {
-    uint32_t left = pending_.load(std::memory_order_acquire);
-    if (left == 0) break;
-    if (SpinWhileEquals(pending_, left)) continue;
+    uint32_t finished = done_.load(std::memory_order_acquire);
+    if (finished == all) break;
+    if (SpinWhileEquals(done_, finished)) continue;
     // Same store-load handshake as the workers' sleep, mirrored.
     caller_sleeping_.store(true, std::memory_order_seq_cst);
-    while ((left = pending_.load(std::memory_order_seq_cst)) != 0) {
-      FutexWait(pending_, left);
+    while ((finished = done_.load(std::memory_order_seq_cst)) != all) {
+      FutexWait(done_, finished);
     }
     caller_sleeping_.store(false, std::memory_order_relaxed);
   }
-  job_ = nullptr;
 }
 
 void ThreadPool::ParallelFor(int64_t n,

@@ -6,10 +6,13 @@
 // warm workers costs a few microseconds.
 //
 // Partitioning is static and depends only on (n, num_threads()): chunk i is
-// [n * i / c, n * (i + 1) / c) with c = min(n, num_threads()), and chunk i runs on
-// thread i (0 = the caller). Kernels that compute each output element inside one
-// chunk, in an order that does not depend on the chunk bounds, therefore give
-// bitwise-identical results for any thread count.
+// [n * i / c, n * (i + 1) / c) with c = min(n, num_threads()). Kernels that compute
+// each output element inside one chunk, in an order that does not depend on the
+// chunk bounds, therefore give bitwise-identical results for any thread count.
+// Which thread runs a chunk is not fixed: the caller and the workers claim chunks
+// as they arrive, so a worker that is descheduled (other processes on the cores) or
+// still waking up does not stall the call; the caller waits only for chunks already
+// started.
 //
 // Thread-safety: ParallelFor may be called from any thread; concurrent calls are
 // serialized. A call from inside a running ParallelFor body (nesting) runs its chunks
@@ -66,7 +69,11 @@ class ThreadPool {
   }
 
  private:
-  void WorkerLoop(int index);
+  void WorkerLoop();
+  // Claims an unstarted chunk of job `epoch`; false when none is left or the job is
+  // no longer current.
+  bool TryClaim(uint32_t epoch, int* chunk);
+  // Runs a claimed chunk and counts it done.
   void RunChunk(int chunk);
   // Spins up to spin_microseconds_ while `word` equals `value`; true if it changed.
   bool SpinWhileEquals(const std::atomic<uint32_t>& word, uint32_t value) const;
@@ -77,20 +84,24 @@ class ThreadPool {
   // Serializes callers: one job in flight at a time.
   std::mutex call_mutex_;
 
-  // The job in flight; written by the caller before it bumps epoch_ (release), read
-  // by workers after they see the new epoch (acquire).
-  absl::FunctionRef<void(int, int64_t, int64_t)>* job_ = nullptr;
-  int64_t job_n_ = 0;
-  int job_chunks_ = 0;
-
-  // Bumped once per job; workers wait on it (futex word).
+  // The job in flight. Written by the caller before it publishes the job in claim_
+  // (release); read after a successful claim, when they cannot change until the
+  // claimed chunk is done. Atomic (relaxed) only because a late worker may read them
+  // while the next job writes them, then fail its claim and ignore what it read.
+  std::atomic<absl::FunctionRef<void(int, int64_t, int64_t)>*> job_{nullptr};
+  std::atomic<int64_t> job_n_{0};
+  std::atomic<int> job_chunks_{0};
+  // (epoch << 32) | next unclaimed chunk. Claims are compare-and-swaps on the whole
+  // word, so a claim made for an old job can never take a chunk of a newer one.
+  std::atomic<uint64_t> claim_{0};
+  // Bumped once per job; idle workers wait on it (futex word).
   std::atomic<uint32_t> epoch_{0};
-  // Workers still running the current job; the caller waits on it (futex word).
-  std::atomic<uint32_t> pending_{0};
+  // Chunks of the current job finished; the caller waits on it (futex word).
+  std::atomic<uint32_t> done_{0};
   // Workers blocked (or about to block) on epoch_; the caller skips the wake syscall
   // when none are.
   std::atomic<int> sleeping_workers_{0};
-  // Whether the caller is blocked (or about to block) on pending_.
+  // Whether the caller is blocked (or about to block) on done_.
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<bool> stop_{false};
 };
