@@ -1,9 +1,7 @@
 """Per-ISA compiler flags for the CPU kernel packages under kernels/cpu/.
 
-The same sets as kernels/cpu/BUILD.bazel's (a BUILD file cannot be loaded, so the
-elementwise, mla and router packages share them from here). A translation unit built
-with one of these must be reached only through the run-time dispatch of
-//kernels/cpu:cpu_features.
+A translation unit built with one of these must be reached only through the run-time
+dispatch of //kernels/cpu:cpu_features.
 """
 
 # GCC 12's intrinsic headers initialize "undefined" vectors from themselves
