@@ -107,6 +107,9 @@ FastModel::FastModel(const model::ModelConfig& config, PagedLatentCache& cache,
   gemm_.pool = options.pool;
   gemm_.precision = options.deterministic ? cpu::ActivationPrecision::kFp32
                                           : cpu::ActivationPrecision::kAuto;
+  // From a handful of rows up, the FP32 path re-widens every weight tile per 4 rows
+  // and becomes compute-bound; BF16 dot products take over (decode_bench: batch 8+).
+  gemm_.bf16_min_rows = 8;
 }
 
 absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
