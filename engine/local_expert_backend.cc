@@ -24,27 +24,42 @@ absl::Status LocalExpertBackend::Compute(const ExpertRequest& r, float* out) {
     }
     rows_of_expert_[e].push_back(i);
   }
+  // Rows grouped by expert, expert after expert: [total, hidden] gathered inputs.
+  const int64_t total = r.tokens * r.top_k;
+  const int64_t inner = moe.experts.front().gate.n;
+  gathered_.resize(total * r.hidden);
+  gate_.resize(total * inner);
+  up_.resize(total * inner);
+  down_.resize(total * r.hidden);
+  std::vector<kernels::cpu::GemmProblem> gate_up, down;
+  int64_t row = 0;
   for (int64_t e = 0; e < num_experts; ++e) {
     const std::vector<int64_t>& rows = rows_of_expert_[e];
     if (rows.empty()) continue;
-    const SwiGluViews& ffn = moe.experts[e];
     const int64_t m = static_cast<int64_t>(rows.size());
-    const int64_t inner = ffn.gate.n;
-    gathered_.resize(m * r.hidden);
-    gate_.resize(m * inner);
-    up_.resize(m * inner);
-    down_.resize(m * r.hidden);
     for (int64_t i = 0; i < m; ++i) {
       const int64_t token = rows[i] / r.top_k;
-      std::memcpy(&gathered_[i * r.hidden], r.x + token * r.hidden, r.hidden * sizeof(float));
+      std::memcpy(&gathered_[(row + i) * r.hidden], r.x + token * r.hidden,
+                  r.hidden * sizeof(float));
     }
-    kernels::cpu::Gemm(gathered_.data(), m, ffn.gate, gate_.data(), gemm_);
-    kernels::cpu::Gemm(gathered_.data(), m, ffn.up, up_.data(), gemm_);
-    kernels::cpu::SiluMul(gate_.data(), inner, up_.data(), inner, m, inner, gate_.data(), inner,
-                          gemm_.pool);
-    kernels::cpu::Gemm(gate_.data(), m, ffn.down, down_.data(), gemm_);
-    for (int64_t i = 0; i < m; ++i) {
-      std::memcpy(out + rows[i] * r.hidden, &down_[i * r.hidden], r.hidden * sizeof(float));
+    const SwiGluViews& ffn = moe.experts[e];
+    const float* x = &gathered_[row * r.hidden];
+    gate_up.push_back({x, m, r.hidden, ffn.gate, &gate_[row * inner], inner});
+    gate_up.push_back({x, m, r.hidden, ffn.up, &up_[row * inner], inner});
+    down.push_back({&gate_[row * inner], m, inner, ffn.down, &down_[row * r.hidden], r.hidden});
+    row += m;
+  }
+  // Two passes over the pool for the whole layer: every active expert's gate and up
+  // weights stream together, then every down weight.
+  kernels::cpu::GemmBatch(gate_up, gemm_);
+  kernels::cpu::SiluMul(gate_.data(), inner, up_.data(), inner, total, inner, gate_.data(), inner,
+                        gemm_.pool);
+  kernels::cpu::GemmBatch(down, gemm_);
+  row = 0;
+  for (int64_t e = 0; e < num_experts; ++e) {
+    for (int64_t flat : rows_of_expert_[e]) {
+      std::memcpy(out + flat * r.hidden, &down_[row * r.hidden], r.hidden * sizeof(float));
+      ++row;
     }
   }
   return absl::OkStatus();

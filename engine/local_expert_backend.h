@@ -1,5 +1,6 @@
 // Routed experts computed in this process, grouped by expert: each active expert's
-// weights are read once per call for all the tokens routed to it.
+// weights are read once per call for all the tokens routed to it, and all active
+// experts' matmuls share two passes over the thread pool (GemmBatch).
 #ifndef SWITCHYARD_ENGINE_LOCAL_EXPERT_BACKEND_H_
 #define SWITCHYARD_ENGINE_LOCAL_EXPERT_BACKEND_H_
 
@@ -23,7 +24,7 @@ class LocalExpertBackend : public ExpertBackendInterface {
  private:
   const ModelViews& views_;
   const kernels::cpu::GemmOptions gemm_;
-  // Scratch, grown as needed: rows gathered for one expert and their intermediates.
+  // Scratch, grown as needed: rows gathered expert after expert, and intermediates.
   std::vector<float> gathered_, gate_, up_, down_;
   std::vector<std::vector<int64_t>> rows_of_expert_;  // flat (t·top_k + j) indices
 };

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/gemm_kernels.h"
@@ -36,23 +37,14 @@ void* ThreadScratch(size_t bytes) {
   return buffer.get();
 }
 
-}  // namespace
-
-void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, float* y,
-          int64_t y_stride, const GemmOptions& options) {
-  assert(ValidateWeight(w).ok());
-  assert(x_stride >= w.k && y_stride >= w.n);
-  if (m <= 0) return;
-  const Isa isa = ActiveIsa();
-  if (isa == Isa::kScalar) {
-    GemmReference(x, m, x_stride, w, y, y_stride);
-    return;
-  }
+internal::GemmArgs MakeArgs(Isa isa, const float* x, int64_t m, int64_t x_stride,
+                            const WeightView& w, float* y, int64_t y_stride,
+                            const GemmOptions& options) {
   const bool bf16_activations =
       isa == Isa::kAvx512 &&
       (options.precision == ActivationPrecision::kBf16 ||
        (options.precision == ActivationPrecision::kAuto && m >= options.bf16_min_rows));
-  const internal::GemmArgs args{
+  return internal::GemmArgs{
       .x = x,
       .x_stride = x_stride,
       .m = m,
@@ -65,9 +57,26 @@ void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, floa
       .y_stride = y_stride,
       .bf16_activations = bf16_activations,
   };
-  const internal::GemmKernel kernel = isa == Isa::kAvx512
-                                          ? internal::Avx512GemmKernel()
-                                          : internal::Avx2GemmKernel();
+}
+
+internal::GemmKernel KernelFor(Isa isa) {
+  return isa == Isa::kAvx512 ? internal::Avx512GemmKernel() : internal::Avx2GemmKernel();
+}
+
+}  // namespace
+
+void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, float* y,
+          int64_t y_stride, const GemmOptions& options) {
+  assert(ValidateWeight(w).ok());
+  assert(x_stride >= w.k && y_stride >= w.n);
+  if (m <= 0) return;
+  const Isa isa = ActiveIsa();
+  if (isa == Isa::kScalar) {
+    GemmReference(x, m, x_stride, w, y, y_stride);
+    return;
+  }
+  const internal::GemmArgs args = MakeArgs(isa, x, m, x_stride, w, y, y_stride, options);
+  const internal::GemmKernel kernel = KernelFor(isa);
   ThreadPool& pool = options.pool != nullptr ? *options.pool : DefaultThreadPool();
 
   const int64_t n_units = (w.n + kRowsPerUnit - 1) / kRowsPerUnit;
@@ -93,6 +102,50 @@ void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, floa
                  ThreadScratch(kernel.scratch_bytes(args, m_end - m_begin)));
     });
   }
+}
+
+void GemmBatch(absl::Span<const GemmProblem> problems, const GemmOptions& options) {
+  const Isa isa = ActiveIsa();
+  if (isa == Isa::kScalar) {
+    for (const GemmProblem& p : problems) {
+      if (p.m > 0) GemmReference(p.x, p.m, p.x_stride, p.w, p.y, p.y_stride);
+    }
+    return;
+  }
+  const internal::GemmKernel kernel = KernelFor(isa);
+  // Units of kRowsPerUnit weight rows, numbered across the problems in order.
+  std::vector<internal::GemmArgs> args;
+  std::vector<int64_t> first_unit;  // [problems + 1]
+  args.reserve(problems.size());
+  first_unit.reserve(problems.size() + 1);
+  int64_t units = 0;
+  size_t scratch = 0;
+  for (const GemmProblem& p : problems) {
+    assert(ValidateWeight(p.w).ok());
+    assert(p.x_stride >= p.w.k && p.y_stride >= p.w.n);
+    args.push_back(MakeArgs(isa, p.x, p.m, p.x_stride, p.w, p.y, p.y_stride, options));
+    first_unit.push_back(units);
+    if (p.m > 0) units += (p.w.n + kRowsPerUnit - 1) / kRowsPerUnit;
+    scratch = std::max(scratch, kernel.scratch_bytes(args.back(), std::max<int64_t>(p.m, 1)));
+  }
+  first_unit.push_back(units);
+  if (units == 0) return;
+  ThreadPool& pool = options.pool != nullptr ? *options.pool : DefaultThreadPool();
+  pool.ParallelFor(units, [&](int64_t begin, int64_t end) {
+    void* buffer = ThreadScratch(scratch);
+    size_t i = std::upper_bound(first_unit.begin(), first_unit.end(), begin) -
+               first_unit.begin() - 1;
+    for (int64_t unit = begin; unit < end; ++i) {
+      const internal::GemmArgs& a = args[i];
+      const int64_t last = std::min(end, first_unit[i + 1]);
+      if (last > unit && a.m > 0) {
+        const int64_t row_begin = (unit - first_unit[i]) * kRowsPerUnit;
+        const int64_t row_end = std::min((last - first_unit[i]) * kRowsPerUnit, a.n);
+        kernel.run(a, 0, a.m, row_begin, row_end, buffer);
+      }
+      unit = std::max(unit, last);
+    }
+  });
 }
 
 }  // namespace yard::kernels::cpu

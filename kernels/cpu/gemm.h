@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "absl/types/span.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/weight_view.h"
 
@@ -60,6 +61,24 @@ inline void Gemm(const float* x, int64_t m, const WeightView& w, float* y,
                  const GemmOptions& options = {}) {
   Gemm(x, m, w.k, w, y, w.n, options);
 }
+
+// One matmul of a GemmBatch: y = x · wᵀ with Gemm's layouts and rules.
+struct GemmProblem {
+  const float* x = nullptr;  // [m, w.k] fp32, row stride x_stride
+  int64_t m = 0;
+  int64_t x_stride = 0;
+  WeightView w;
+  float* y = nullptr;  // [m, w.n] fp32, row stride y_stride; must not overlap any x or w
+  int64_t y_stride = 0;
+};
+
+// Several independent matmuls in one pass over the pool: the weight rows of all of
+// them are split between the threads together, so many small matrices (the routed
+// experts of a decode step) stream like one large one instead of paying a pool call
+// and a ramp-up each. Every output element is computed exactly as Gemm would (same
+// kernel, same order over k, same activation precision for that problem's m), so the
+// results are bitwise those of separate Gemm calls.
+void GemmBatch(absl::Span<const GemmProblem> problems, const GemmOptions& options = {});
 
 }  // namespace yard::kernels::cpu
 

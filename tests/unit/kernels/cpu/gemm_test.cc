@@ -187,6 +187,41 @@ TEST_P(GemmTest, ThreadCountDoesNotChangeBits) {
   }
 }
 
+// A batch of matmuls of different shapes (one empty) gives exactly the bits of
+// separate Gemm calls, with 1, 2 and 3 threads.
+TEST_P(GemmTest, GemmBatchEqualsSeparateCalls) {
+  const int64_t shapes[][3] = {{1, 300, 1000}, {3, 17, 129}, {0, 64, 64}, {9, 515, 257},
+                               {1, 1, 1},      {40, 130, 300}};
+  std::vector<TestWeight> weights;
+  std::vector<std::vector<float>> xs, expected;
+  for (size_t i = 0; i < std::size(shapes); ++i) {
+    const int64_t m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+    weights.push_back(MakeWeight(type(), n, k, 11 + static_cast<uint32_t>(i)));
+    xs.push_back(RandomX(std::max<int64_t>(m, 1), k, 21 + static_cast<uint32_t>(i)));
+    std::vector<float> y(m * n);
+    Gemm(xs.back().data(), m, weights.back().view, y.data(),
+         GemmOptions{.precision = precision()});
+    expected.push_back(std::move(y));
+  }
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(ThreadPool::Options{.num_threads = threads});
+    std::vector<std::vector<float>> ys;
+    std::vector<GemmProblem> problems;
+    for (size_t i = 0; i < std::size(shapes); ++i) {
+      ys.emplace_back(shapes[i][0] * shapes[i][1], -1.0f);
+    }
+    for (size_t i = 0; i < std::size(shapes); ++i) {
+      const int64_t m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+      problems.push_back({xs[i].data(), m, k, weights[i].view, ys[i].data(), n});
+    }
+    GemmBatch(problems, GemmOptions{.precision = precision(), .pool = &pool});
+    for (size_t i = 0; i < std::size(shapes); ++i) {
+      SCOPED_TRACE(Describe(type(), precision(), shapes[i][0], shapes[i][1], shapes[i][2]));
+      ASSERT_EQ(ys[i], expected[i]) << threads << " threads";
+    }
+  }
+}
+
 TEST_P(GemmTest, RowResultDoesNotDependOnTheBatch) {
   // kFp32 and kBf16 each fix the order per element; only kAuto switches with m.
   const int64_t m = 37, n = 150, k = 333;
