@@ -326,15 +326,10 @@ int Run() {
   const cpu::PeakFlops peak = cpu::MeasurePeakFlops(&pool);
 
   // The model.
-  absl::StatusOr<model::ModelConfig> config = model::LoadModelConfig(dir);
-  if (!config.ok()) return Fail(config.status().message());
-  model::CheckpointOptions open;
-  if (config->quantization) open.fp8_blocks = *config->quantization;
-  absl::StatusOr<std::unique_ptr<model::Checkpoint>> checkpoint =
-      model::Checkpoint::Open(dir, open);
-  if (!checkpoint.ok()) return Fail(checkpoint.status().message());
-  absl::StatusOr<model::ValidationReport> report = (*checkpoint)->Validate(*config);
-  if (!report.ok()) return Fail(report.status().message());
+  absl::StatusOr<model::ValidatedCheckpoint> opened = model::OpenValidatedCheckpoint(dir);
+  if (!opened.ok()) return Fail(opened.status().message());
+  const model::ModelConfig* config = &opened->config;
+  const std::unique_ptr<model::Checkpoint>* checkpoint = &opened->checkpoint;
   if (context > config->max_position_embeddings) {
     return Fail(absl::StrCat("prompt + warmup + gen = ", context,
                              " tokens exceeds max_position_embeddings ",

@@ -117,7 +117,7 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   const int64_t tokens = batch.num_tokens();
   if (tokens == 0) return ForwardResult{};
   int64_t* positions = Sized(positions_, tokens);
-  std::vector<float> x(tokens * hidden);
+  float* x = Sized(x_, tokens * hidden);
   int64_t t = 0;
   for (const ForwardSequence& seq : batch.sequences) {
     const int64_t blocks_needed =
@@ -143,7 +143,7 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   }
 
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
-    RETURN_IF_ERROR(Layer(layer, batch, x.data()));
+    RETURN_IF_ERROR(Layer(layer, batch, x));
   }
 
   // Final norm and lm_head only for the last token of the sequences that want logits.

@@ -81,7 +81,7 @@ class FastModel : public BatchForwardInterface {
 
   // Per-call scratch, sized for the batch: token positions and activations.
   std::vector<int64_t> positions_;
-  std::vector<float> h_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_, delta_;
+  std::vector<float> x_, h_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_, delta_;
   std::vector<float> ffn_gate_, ffn_up_, router_logits_, route_weights_, expert_out_;
   std::vector<int32_t> route_ids_;
 };

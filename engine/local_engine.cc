@@ -1,7 +1,6 @@
 #include "engine/local_engine.h"
 
 #include <algorithm>
-#include <iostream>
 
 #include "common/status_macros.h"
 
@@ -11,17 +10,11 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(
     const std::string& model_dir, const model::Tokenizer* tokenizer,
     const LocalEngineOptions& options) {
   std::unique_ptr<LocalEngine> local(new LocalEngine());
-  ASSIGN_OR_RETURN(local->config_, model::LoadModelConfig(model_dir));
+  ASSIGN_OR_RETURN(model::ValidatedCheckpoint opened,
+                   model::OpenValidatedCheckpoint(model_dir));
+  local->config_ = opened.config;
+  local->checkpoint_ = std::move(opened.checkpoint);
   const model::ModelConfig& config = local->config_;
-  model::CheckpointOptions open;
-  if (config.quantization) open.fp8_blocks = *config.quantization;
-  ASSIGN_OR_RETURN(local->checkpoint_, model::Checkpoint::Open(model_dir, open));
-  ASSIGN_OR_RETURN(model::ValidationReport report, local->checkpoint_->Validate(config));
-  if (!report.unexpected_tensors.empty()) {
-    std::cerr << "note: " << report.unexpected_tensors.size()
-              << " tensors in the checkpoint are not used (e.g. "
-              << report.unexpected_tensors.front() << ")\n";
-  }
   local->max_context_ = std::min(options.max_context, config.max_position_embeddings);
 
   KvCacheOptions cache_options;

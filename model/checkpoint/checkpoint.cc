@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include <iostream>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -319,6 +321,23 @@ absl::StatusOr<Fp32Tensor> Checkpoint::ReadFp32(const std::string& name) const {
     for (int64_t c = 0; c < cols; ++c) row[c] *= scale_row[c / q.block_cols];
   }
   return out;
+}
+
+absl::StatusOr<ValidatedCheckpoint> OpenValidatedCheckpoint(const std::string& dir,
+                                                            ProgressMode progress) {
+  ValidatedCheckpoint opened;
+  ASSIGN_OR_RETURN(opened.config, LoadModelConfig(dir));
+  CheckpointOptions options;
+  options.progress = progress;
+  if (opened.config.quantization) options.fp8_blocks = *opened.config.quantization;
+  ASSIGN_OR_RETURN(opened.checkpoint, Checkpoint::Open(dir, options));
+  ASSIGN_OR_RETURN(ValidationReport report, opened.checkpoint->Validate(opened.config));
+  if (!report.unexpected_tensors.empty()) {
+    std::cerr << "note: " << report.unexpected_tensors.size()
+              << " tensors in the checkpoint are not used (e.g. "
+              << report.unexpected_tensors.front() << ")\n";
+  }
+  return opened;
 }
 
 }  // namespace yard::model

@@ -102,6 +102,18 @@ class Checkpoint : public WeightSourceInterface {
   uint64_t total_file_bytes_ = 0;
 };
 
+// A checkpoint directory opened the way every tool and engine opens it.
+struct ValidatedCheckpoint {
+  ModelConfig config;
+  std::unique_ptr<Checkpoint> checkpoint;
+};
+
+// Reads `<dir>/config.json`, opens the checkpoint with the config's FP8 block size
+// (progress on a terminal per `progress`), and validates every tensor against the
+// config; unused extra tensors are noted on stderr.
+absl::StatusOr<ValidatedCheckpoint> OpenValidatedCheckpoint(
+    const std::string& dir, ProgressMode progress = ProgressMode::kAuto);
+
 }  // namespace yard::model
 
 #endif  // SWITCHYARD_MODEL_CHECKPOINT_CHECKPOINT_H_

@@ -55,10 +55,10 @@ std::unique_ptr<Loaded> Load(const Variant& v, bool deterministic,
     EXPECT_TRUE(s.ok()) << s;
   }
   auto loaded = std::make_unique<Loaded>();
-  loaded->config = *model::LoadModelConfig(dir);
-  model::CheckpointOptions open;
-  if (loaded->config.quantization) open.fp8_blocks = *loaded->config.quantization;
-  loaded->checkpoint = *model::Checkpoint::Open(dir, open);
+  auto opened = model::OpenValidatedCheckpoint(dir, model::ProgressMode::kNever);
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  loaded->config = opened->config;
+  loaded->checkpoint = std::move(opened->checkpoint);
   auto reference = model::LoadReferenceModel(dir);
   EXPECT_TRUE(reference.ok()) << reference.status();
   loaded->reference = std::move(*reference);

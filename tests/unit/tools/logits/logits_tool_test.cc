@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/presets.h"
+#include "tests/util/run_binary.h"
 #include "tools/logits/logits_lib.h"
 #include "tools/make_model/random_checkpoint.h"
 
@@ -21,14 +22,9 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string ReadFile(const std::string& path) { return ::yard::testing::ReadWholeFile(path); }
 
-std::string TmpDir() { return std::getenv("TEST_TMPDIR"); }
+std::string TmpDir() { return ::yard::testing::TestTmpDir(); }
 
 TEST(ParseTokenListTest, Valid) {
   EXPECT_THAT(*ParseTokenList("0,17,42"), ElementsAre(0, 17, 42));
