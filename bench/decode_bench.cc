@@ -349,15 +349,14 @@ int Run() {
       engine::PagedLatentCache::Create(shape, cache_options);
   if (!cache.ok()) return Fail(cache.status().message());
 
-  cpu::GemmOptions gemm;
-  gemm.pool = &pool;
-  gemm.precision = deterministic ? cpu::ActivationPrecision::kFp32 : cpu::ActivationPrecision::kAuto;
-  engine::LocalExpertBackend local_experts(*views, gemm);
-  CountingExpertBackend experts(local_experts, config->n_routed_experts);
   engine::FastModelOptions model_options;
   model_options.deterministic = deterministic;
   model_options.max_context = context;
   model_options.pool = &pool;
+  // The same matmul options as the model's own experts would use.
+  const cpu::GemmOptions gemm = engine::GemmOptionsFor(model_options);
+  engine::LocalExpertBackend local_experts(*views, gemm);
+  CountingExpertBackend experts(local_experts, config->n_routed_experts);
   absl::StatusOr<std::unique_ptr<engine::FastModel>> fast =
       engine::FastModel::Create(*config, **checkpoint, **cache, model_options, &experts);
   if (!fast.ok()) return Fail(fast.status().message());

@@ -59,6 +59,21 @@ T* Sized(std::vector<T>& v, int64_t n) {
 
 }  // namespace
 
+cpu::GemmOptions GemmOptionsFor(const FastModelOptions& options) {
+  cpu::GemmOptions gemm;
+  gemm.pool = options.pool;
+  gemm.precision = options.deterministic ? cpu::ActivationPrecision::kFp32
+                                         : cpu::ActivationPrecision::kAuto;
+  // From a handful of rows up, the FP32 path re-widens every weight tile per 4 rows
+  // and becomes compute-bound; BF16 dot products take over (decode_bench: batch 8+).
+  // Below that, decode keeps FP32 activations even though vdpbf16ps would stream
+  // BF16 weights faster (batch 1: 30 → 34 tokens/s): rounding the decode activations
+  // to BF16 moved router logits by more than 1e-3 and flipped expert choices on the
+  // tiny models (fast_model_test: max |Δlogit| 25× its bound).
+  gemm.bf16_min_rows = 8;
+  return gemm;
+}
+
 absl::StatusOr<std::unique_ptr<FastModel>> FastModel::Create(
     const model::ModelConfig& config, const model::Checkpoint& checkpoint,
     PagedLatentCache& cache, const FastModelOptions& options, ExpertBackendInterface* experts) {
@@ -104,12 +119,7 @@ FastModel::FastModel(const model::ModelConfig& config, PagedLatentCache& cache,
       views_(std::move(views)),
       rope_(std::move(rope)),
       router_(RouterParamsFor(config)) {
-  gemm_.pool = options.pool;
-  gemm_.precision = options.deterministic ? cpu::ActivationPrecision::kFp32
-                                          : cpu::ActivationPrecision::kAuto;
-  // From a handful of rows up, the FP32 path re-widens every weight tile per 4 rows
-  // and becomes compute-bound; BF16 dot products take over (decode_bench: batch 8+).
-  gemm_.bf16_min_rows = 8;
+  gemm_ = GemmOptionsFor(options);
 }
 
 absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {

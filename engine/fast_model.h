@@ -41,6 +41,11 @@ struct FastModelOptions {
   kernels::cpu::ThreadPool* pool = nullptr;
 };
 
+// The matmul options the fast model uses for these options; an expert backend
+// outside the model (the bench's, an expert worker's) takes the same so that its
+// numerics and speed match the in-process experts'.
+kernels::cpu::GemmOptions GemmOptionsFor(const FastModelOptions& options);
+
 // Not thread-safe: one Forward at a time, from the engine's thread (the kernels fan
 // out to the pool). Borrows the checkpoint and the cache, which must outlive it.
 class FastModel : public BatchForwardInterface {
