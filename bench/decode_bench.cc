@@ -206,7 +206,7 @@ class CountingExpertBackend : public engine::ExpertBackendInterface {
   CountingExpertBackend(engine::ExpertBackendInterface& inner, int64_t num_experts)
       : inner_(inner), seen_(static_cast<size_t>(std::max<int64_t>(num_experts, 1)), 0) {}
 
-  absl::Status Compute(const engine::ExpertRequest& request, float* out) override {
+  absl::Status Start(const engine::ExpertRequest& request) override {
     std::fill(seen_.begin(), seen_.end(), 0);
     int64_t distinct = 0;
     for (int64_t i = 0; i < request.tokens * request.top_k; ++i) {
@@ -214,11 +214,18 @@ class CountingExpertBackend : public engine::ExpertBackendInterface {
       distinct += s == 0 ? 1 : 0;
       s = 1;
     }
-    const double start = Now();
-    absl::Status status = inner_.Compute(request, out);
-    seconds_ += Now() - start;
     distinct_ += distinct;
     ++calls_;
+    const double start = Now();
+    absl::Status status = inner_.Start(request);
+    seconds_ += Now() - start;
+    return status;
+  }
+
+  absl::Status Finish(float* out) override {
+    const double start = Now();
+    absl::Status status = inner_.Finish(out);
+    seconds_ += Now() - start;
     return status;
   }
 

@@ -21,15 +21,29 @@ struct ExpertRequest {
   const int32_t* expert_ids = nullptr;
 };
 
-// Computes routed experts. Implementations are used from the engine's thread only.
+// Computes routed experts in two halves, so that the caller can compute the shared
+// experts while a remote backend's dispatch is on the wire:
+//   Start(request) → (caller works) → Finish(out).
+// Implementations are used from the engine's thread only; one request is in flight
+// at a time, and the request's x and expert_ids must stay valid until Finish.
 class ExpertBackendInterface {
  public:
   virtual ~ExpertBackendInterface() = default;
-  // out: [tokens, top_k, hidden] fp32, row-major: out[t, j] = expert
-  // expert_ids[t, j] applied to x[t], UNWEIGHTED (DESIGN.md: the caller applies the
-  // routing weights and sums in top-k order, so the result does not depend on where
-  // or how the experts were batched).
-  virtual absl::Status Compute(const ExpertRequest& request, float* out) = 0;
+
+  // Begins the request (a remote backend sends it; a local one may only record it).
+  // InvalidArgument for a layer without experts or an expert id out of range.
+  virtual absl::Status Start(const ExpertRequest& request) = 0;
+
+  // Waits for the started request. out: [tokens, top_k, hidden] fp32, row-major:
+  // out[t, j] = expert expert_ids[t, j] applied to x[t], UNWEIGHTED (DESIGN.md: the
+  // caller applies the routing weights and sums in top-k order, so the result does
+  // not depend on where or how the experts were batched).
+  virtual absl::Status Finish(float* out) = 0;
+
+  absl::Status Compute(const ExpertRequest& request, float* out) {
+    if (absl::Status s = Start(request); !s.ok()) return s;
+    return Finish(out);
+  }
 };
 
 }  // namespace yard::engine

@@ -314,14 +314,20 @@ absl::Status FastModel::Moe(int64_t index, const MoeViews& moe, const float* h,
   request.hidden = hidden;
   request.top_k = k;
   request.x = h;
+  if (options_.dispatch_precision != DispatchPrecision::kFp32) {
+    float* rounded = Sized(expert_in_, tokens * hidden);
+    RoundLikeDispatch(options_.dispatch_precision, h, tokens, hidden, rounded);
+    request.x = rounded;
+  }
   request.expert_ids = ids;
-  RETURN_IF_ERROR(experts_->Compute(request, expert_out));
-
+  // The shared experts run while a remote backend's dispatch is away.
+  RETURN_IF_ERROR(experts_->Start(request));
   if (moe.shared) {
     Ffn(*moe.shared, h, tokens, out);
   } else {
     std::fill(out, out + tokens * hidden, 0.0f);
   }
+  RETURN_IF_ERROR(experts_->Finish(expert_out));
   // out = Σ_j w_j·expert_j in top-k order, then + shared: a fixed order, whichever
   // worker or batch computed each expert.
   for (int64_t t = 0; t < tokens; ++t) {

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/batch_forward.h"
+#include "engine/dispatch_precision.h"
 #include "engine/expert_backend.h"
 #include "engine/kv_cache.h"
 #include "engine/model_weights.h"
@@ -39,6 +40,11 @@ struct FastModelOptions {
   int64_t max_context = 4096;
   // Threads for the kernels; nullptr means kernels::cpu::DefaultThreadPool().
   kernels::cpu::ThreadPool* pool = nullptr;
+  // The routed experts see their inputs rounded as a dispatch in this precision would
+  // carry them (the shared experts and the router see FP32). A remote expert backend
+  // rounds on the wire itself; set this on a single process to reproduce a cluster's
+  // numerics exactly.
+  DispatchPrecision dispatch_precision = DispatchPrecision::kFp32;
 };
 
 // The matmul options the fast model uses for these options; an expert backend
@@ -87,7 +93,7 @@ class FastModel : public BatchForwardInterface {
   // Per-call scratch, sized for the batch: token positions and activations.
   std::vector<int64_t> positions_;
   std::vector<float> x_, h_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_, delta_;
-  std::vector<float> ffn_gate_, ffn_up_, router_logits_, route_weights_, expert_out_;
+  std::vector<float> ffn_gate_, ffn_up_, router_logits_, route_weights_, expert_out_, expert_in_;
   std::vector<int32_t> route_ids_;
 };
 

@@ -19,8 +19,9 @@
 namespace yard::engine {
 
 struct LocalEngineOptions {
-  // See FastModelOptions::deterministic.
+  // See FastModelOptions::deterministic and ::dispatch_precision.
   bool deterministic = false;
+  DispatchPrecision dispatch_precision = DispatchPrecision::kFp32;
   // Longest sequence (prompt + generated), capped by max_position_embeddings.
   int64_t max_context = 4096;
   // Memory for the latent KV cache.

@@ -1,12 +1,12 @@
-// Routed experts computed in this process, grouped by expert: each active expert's
-// weights are read once per call for all the tokens routed to it, and all active
-// experts' matmuls share two passes over the thread pool (GemmBatch).
+// Routed experts computed in this process with GroupedSwiGlu (each active expert's
+// weights read once per call for all the tokens routed to it).
 #ifndef SWITCHYARD_ENGINE_LOCAL_EXPERT_BACKEND_H_
 #define SWITCHYARD_ENGINE_LOCAL_EXPERT_BACKEND_H_
 
 #include <vector>
 
 #include "engine/expert_backend.h"
+#include "engine/grouped_experts.h"
 #include "engine/model_weights.h"
 #include "kernels/cpu/gemm.h"
 
@@ -14,19 +14,22 @@ namespace yard::engine {
 
 // Not thread-safe (scratch buffers); used from the engine's thread. `views` must
 // outlive it. gemm: how the expert matmuls take activations (kFp32 is batch-invariant).
+// The work runs in Finish; Start only validates and records the request.
 class LocalExpertBackend : public ExpertBackendInterface {
  public:
   LocalExpertBackend(const ModelViews& views, kernels::cpu::GemmOptions gemm)
-      : views_(views), gemm_(gemm) {}
+      : views_(views), experts_(gemm) {}
 
-  absl::Status Compute(const ExpertRequest& request, float* out) override;
+  absl::Status Start(const ExpertRequest& request) override;
+  absl::Status Finish(float* out) override;
 
  private:
   const ModelViews& views_;
-  const kernels::cpu::GemmOptions gemm_;
-  // Scratch, grown as needed: rows gathered expert after expert, and intermediates.
-  std::vector<float> gathered_, gate_, up_, down_;
-  std::vector<std::vector<int64_t>> rows_of_expert_;  // flat (t·top_k + j) indices
+  GroupedSwiGlu experts_;
+  ExpertRequest pending_;
+  bool started_ = false;
+  std::vector<const SwiGluViews*> candidates_;
+  std::vector<const float*> rows_;
 };
 
 }  // namespace yard::engine

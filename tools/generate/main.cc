@@ -38,6 +38,11 @@ ABSL_FLAG(bool, deterministic, false,
           "on batch or thread count. Default mode rounds prefill activations to BF16 "
           "for speed.");
 
+ABSL_FLAG(std::string, dispatch_dtype, "fp32",
+          "With --engine=fast: round the routed experts' inputs as a cluster's dispatch "
+          "in this dtype would (fp32, bf16, fp8), to reproduce a cluster's output "
+          "exactly in one process.");
+
 namespace yard::tools {
 namespace {
 
@@ -100,6 +105,8 @@ absl::StatusOr<Outcome> RunFast(const std::string& model_dir, const model::Token
   const Clock::time_point load_start = Clock::now();
   engine::LocalEngineOptions options;
   options.deterministic = absl::GetFlag(FLAGS_deterministic);
+  ASSIGN_OR_RETURN(options.dispatch_precision,
+                   engine::ParseDispatchPrecision(absl::GetFlag(FLAGS_dispatch_dtype)));
   options.max_context = static_cast<int64_t>(prompt.size()) + max_tokens + 1;
   ASSIGN_OR_RETURN(auto local, engine::LocalEngine::Open(model_dir, &tokenizer, options));
   o.load_seconds = SecondsSince(load_start);
@@ -193,7 +200,7 @@ int main(int argc, char** argv) {
       "Greedy generation, streamed to stdout, with the fast CPU engine or the FP32\n"
       "reference forward.\n"
       "usage: generate --model DIR (--prompt TEXT | --chat TEXT) [--max-tokens N] "
-      "[--engine fast|reference] [--deterministic]");
+      "[--engine fast|reference] [--deterministic] [--dispatch-dtype fp32|bf16|fp8]");
   absl::Status status = yard::tools::Run();
   if (!status.ok()) return yard::Fail(status.ToString());
   return 0;
