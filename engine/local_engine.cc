@@ -29,7 +29,8 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(
   model_options.dispatch_precision = options.dispatch_precision;
   model_options.max_context = local->max_context_;
   ASSIGN_OR_RETURN(local->model_, FastModel::Create(config, *local->checkpoint_,
-                                                    *local->cache_, model_options));
+                                                    *local->cache_, model_options,
+                                                    options.experts));
 
   EngineOptions engine_options;
   engine_options.vocab_size = config.vocab_size;

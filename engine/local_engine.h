@@ -29,6 +29,9 @@ struct LocalEngineOptions {
   int block_tokens = 64;
   // Sequences decoded together at most.
   int max_num_seqs = 64;
+  // Where the routed experts run: nullptr computes them in this process; otherwise
+  // borrowed (an attention worker's remote backend) and must outlive the engine.
+  ExpertBackendInterface* experts = nullptr;
 };
 
 // Single-threaded like Engine: used from one thread. Owns everything it opens.

@@ -1,0 +1,100 @@
+// The routed experts of an attention worker's MoE layers, computed on expert workers
+// over the data plane (DESIGN.md "One decode step"):
+//   Start: pick one replica per (token, expert) — the n-th row for an expert this step
+//          goes to replica n mod R, so its load spreads evenly — and send one dispatch
+//          per expert worker (activations in BF16, FP8 + per-128 scales, or FP32);
+//   Finish: wait for every worker's combine and place each unweighted output row back
+//          at its (token, top-k) position.
+// The outputs do not depend on which replica served a row or how the expert workers
+// batched it, so the caller's fixed-order sum gives the same bits as a single process
+// whose experts saw the same rounded inputs (FastModelOptions::dispatch_precision).
+//
+// Threading: Start, Finish and SetRouting run on the engine's thread; OnCombine and
+// OnPeerError on the data plane's thread, which only hands bytes over under a mutex.
+// One request is in flight at a time (the ExpertBackendInterface contract).
+//
+//   idle ─Start─▶ waiting (combines arrive) ─all arrived / failed / deadline─▶ Finish ─▶ idle
+#ifndef SWITCHYARD_ATTENTION_WORKER_REMOTE_EXPERT_BACKEND_H_
+#define SWITCHYARD_ATTENTION_WORKER_REMOTE_EXPERT_BACKEND_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "attention_worker/expert_routing.h"
+#include "engine/expert_backend.h"
+#include "transport/data_plane.h"
+#include "transport/wire_format.h"
+
+namespace yard::attention_worker {
+
+struct RemoteExpertOptions {
+  int64_t hidden = 0;
+  // Activations on the wire: kBF16, kFP8E4M3 or kFP32.
+  transport::WireDType dispatch_dtype = transport::WireDType::kBF16;
+  // A combine not back within this fails the step (DeadlineExceeded).
+  std::chrono::milliseconds timeout{30000};
+};
+
+struct RemoteExpertStats {
+  uint64_t dispatches = 0;
+  uint64_t rows = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t stale_combines = 0;  // for a step no longer awaited, dropped
+};
+
+class RemoteExpertBackend : public engine::ExpertBackendInterface {
+ public:
+  // Route the data plane's receive handler to OnCombine and its peer-error handler to
+  // OnPeerError; its handlers and send completions call into the backend, so destroy
+  // the data plane first (and use the backend only while the data plane exists).
+  RemoteExpertBackend(transport::DataPlaneInterface& data_plane,
+                      const RemoteExpertOptions& options);
+
+  // Installs the placement to route by (takes effect at the next Start).
+  void SetRouting(std::shared_ptr<const ExpertRouting> routing);
+
+  absl::Status Start(const engine::ExpertRequest& request) override;
+  absl::Status Finish(float* out) override;
+
+  // Data-plane thread.
+  void OnCombine(transport::PeerId from, std::vector<uint8_t> message);
+  void OnPeerError(transport::PeerId peer, absl::Status why);
+
+  RemoteExpertStats stats() const;
+
+ private:
+  struct Received {
+    std::vector<uint8_t> bytes;
+    transport::DecodedMessage message;  // views into bytes
+  };
+
+  transport::DataPlaneInterface& data_plane_;
+  const RemoteExpertOptions options_;
+  std::shared_ptr<const ExpertRouting> routing_;  // engine thread
+
+  // The request in flight (engine thread writes at Start; the data plane thread
+  // reads the step id and expected workers under mu_).
+  mutable std::mutex mu_;
+  std::condition_variable arrived_;
+  bool in_flight_ = false;
+  uint64_t step_id_ = 0;
+  int64_t layer_ = 0;
+  int64_t rows_ = 0;
+  std::map<transport::PeerId, std::unique_ptr<Received>> received_;  // expected → combine
+  absl::Status failure_;
+  RemoteExpertStats stats_;
+
+  // Engine thread scratch.
+  std::vector<float> gathered_;
+  std::vector<float> values_;
+};
+
+}  // namespace yard::attention_worker
+
+#endif  // SWITCHYARD_ATTENTION_WORKER_REMOTE_EXPERT_BACKEND_H_

@@ -1,0 +1,30 @@
+#include "expert_worker/expert_worker_service.h"
+
+#include <string>
+#include <vector>
+
+#include "transport/grpc/grpc_status.h"
+
+namespace yard::expert_worker {
+
+grpc::Status ExpertWorkerService::LoadSlots(grpc::ServerContext*,
+                                            const cluster::LoadSlotsRequest* request,
+                                            cluster::LoadSlotsResponse* response) {
+  std::vector<ExpertServer::SlotLoad> loads;
+  loads.reserve(request->slots_size());
+  for (const cluster::SlotLoad& s : request->slots()) {
+    loads.push_back({s.slot(), s.layer(), s.logical_expert()});
+  }
+  const absl::Status status = server_.LoadSlots(loads);
+  if (!status.ok()) return transport::ToGrpc(status);
+  for (const ExpertServer::SlotLoad& l : loads) response->add_loaded_slots(l.slot);
+  return grpc::Status::OK;
+}
+
+grpc::Status ExpertWorkerService::ReleaseSlots(grpc::ServerContext*,
+                                               const cluster::ReleaseSlotsRequest* request,
+                                               cluster::ReleaseSlotsResponse*) {
+  return transport::ToGrpc(server_.ReleaseSlots({request->slots().begin(), request->slots().end()}));
+}
+
+}  // namespace yard::expert_worker

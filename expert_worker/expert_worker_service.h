@@ -1,0 +1,30 @@
+// The expert worker's gRPC service (cluster.proto ExpertWorker): the coordinator asks
+// it to load slots (beside those in use) and to release slots no placement in use
+// still names. gRPC's threads only hand the request to the ExpertServer, which applies
+// it on its compute thread between batches.
+#ifndef SWITCHYARD_EXPERT_WORKER_EXPERT_WORKER_SERVICE_H_
+#define SWITCHYARD_EXPERT_WORKER_EXPERT_WORKER_SERVICE_H_
+
+#include "expert_worker/expert_server.h"
+#include "proto/cluster.grpc.pb.h"
+
+namespace yard::expert_worker {
+
+// Thread-safe (gRPC calls it on its threads). Borrows the server, which must outlive it.
+class ExpertWorkerService final : public cluster::ExpertWorker::Service {
+ public:
+  explicit ExpertWorkerService(ExpertServer& server) : server_(server) {}
+
+  grpc::Status LoadSlots(grpc::ServerContext* context, const cluster::LoadSlotsRequest* request,
+                         cluster::LoadSlotsResponse* response) override;
+  grpc::Status ReleaseSlots(grpc::ServerContext* context,
+                            const cluster::ReleaseSlotsRequest* request,
+                            cluster::ReleaseSlotsResponse* response) override;
+
+ private:
+  ExpertServer& server_;
+};
+
+}  // namespace yard::expert_worker
+
+#endif  // SWITCHYARD_EXPERT_WORKER_EXPERT_WORKER_SERVICE_H_
