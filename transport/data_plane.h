@@ -57,6 +57,15 @@ class DataPlaneInterface {
   virtual PeerId self() const = 0;
   virtual std::string LocalAddress() const = 0;
 
+  // Names the endpoint with the id the coordinator assigned. A worker creates its data
+  // plane before registering (registration carries LocalAddress()), so it learns its
+  // id only afterwards. Call before the first Connect or Send; FailedPrecondition
+  // later, or when the implementation fixes ids at creation and `id` differs.
+  virtual absl::Status SetSelf(PeerId id) {
+    return id == self() ? absl::OkStatus()
+                        : absl::FailedPreconditionError("this data plane's id is fixed");
+  }
+
   // Opens (or keeps) a connection to `peer` at `address`. Idempotent for the same
   // address; kInvalidArgument for an address this transport cannot parse.
   virtual absl::Status Connect(PeerId peer, const std::string& address) = 0;

@@ -60,6 +60,7 @@ class FaultInjectingDataPlane : public DataPlaneInterface {
   ~FaultInjectingDataPlane() override;
 
   PeerId self() const override { return inner_->self(); }
+  absl::Status SetSelf(PeerId id) override { return inner_->SetSelf(id); }
   std::string LocalAddress() const override { return inner_->LocalAddress(); }
   // kUnavailable while `peer` is failed (FailPeer), else the inner Connect.
   absl::Status Connect(PeerId peer, const std::string& address) override;

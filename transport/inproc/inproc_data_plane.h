@@ -114,6 +114,11 @@ class InprocDataPlane : public DataPlaneInterface {
   ~InprocDataPlane() override;
 
   PeerId self() const override { return self_; }
+  // In-process endpoints are registered in the fabric by id at Create.
+  absl::Status SetSelf(PeerId id) override {
+    return id == self_ ? absl::OkStatus()
+                       : absl::FailedPreconditionError("inproc endpoints are named at Create");
+  }
   std::string LocalAddress() const override { return InprocFabric::AddressOf(self_); }
   // kInvalidArgument for an address that is not "inproc:<peer>"; kUnavailable when
   // no endpoint `peer` is registered.
