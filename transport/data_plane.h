@@ -61,10 +61,7 @@ class DataPlaneInterface {
   // plane before registering (registration carries LocalAddress()), so it learns its
   // id only afterwards. Call before the first Connect or Send; FailedPrecondition
   // later, or when the implementation fixes ids at creation and `id` differs.
-  virtual absl::Status SetSelf(PeerId id) {
-    return id == self() ? absl::OkStatus()
-                        : absl::FailedPreconditionError("this data plane's id is fixed");
-  }
+  virtual absl::Status SetSelf(PeerId id) = 0;
 
   // Opens (or keeps) a connection to `peer` at `address`. Idempotent for the same
   // address; kInvalidArgument for an address this transport cannot parse.

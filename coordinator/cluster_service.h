@@ -1,0 +1,53 @@
+// The internal Cluster service workers call: Register, Heartbeat, WatchPlacement,
+// AckPlacement, ReportLoad.
+#ifndef SWITCHYARD_COORDINATOR_CLUSTER_SERVICE_H_
+#define SWITCHYARD_COORDINATOR_CLUSTER_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "actor/actor.h"
+#include "coordinator/membership.h"
+#include "coordinator/placement_controller.h"
+#include "proto/cluster.grpc.pb.h"
+
+namespace yard::coordinator {
+
+// gRPC callback service; handlers only post to Membership / PlacementController and
+// finish from their answers. Each WatchPlacement stream is a small actor on
+// `executor` that writes the newest placement, one write at a time.
+//
+// AckPlacement and ReportLoad are accepted and not yet used (rebalancing is not built).
+//
+// Thread rule: handlers run on gRPC threads. Ownership: `membership` and `placement`
+// are borrowed and must outlive the service and the server.
+class ClusterService final : public cluster::Cluster::CallbackService {
+ public:
+  ClusterService(Membership& membership, PlacementController& placement,
+                 actor::Actor::Executor executor)
+      : membership_(membership), placement_(placement), executor_(std::move(executor)) {}
+
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
+                                     const cluster::RegisterRequest* request,
+                                     cluster::RegisterResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const cluster::HeartbeatRequest* request,
+                                      cluster::HeartbeatResponse* response) override;
+  grpc::ServerWriteReactor<cluster::Placement>* WatchPlacement(
+      grpc::CallbackServerContext* context,
+      const cluster::WatchPlacementRequest* request) override;
+  grpc::ServerUnaryReactor* AckPlacement(grpc::CallbackServerContext* context,
+                                         const cluster::AckPlacementRequest* request,
+                                         cluster::AckPlacementResponse* response) override;
+  grpc::ServerUnaryReactor* ReportLoad(grpc::CallbackServerContext* context,
+                                       const cluster::LoadReport* request,
+                                       cluster::LoadReportResponse* response) override;
+
+ private:
+  Membership& membership_;
+  PlacementController& placement_;
+  const actor::Actor::Executor executor_;
+};
+
+}  // namespace yard::coordinator
+
+#endif  // SWITCHYARD_COORDINATOR_CLUSTER_SERVICE_H_

@@ -1,0 +1,123 @@
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/placement_plan.h"
+
+namespace yard::coordinator {
+
+std::string ResolveTokenizerDir(const std::string& model_dir, const std::string& tokenizer_dir) {
+  if (!tokenizer_dir.empty()) return tokenizer_dir;
+  if (!model_dir.empty() && std::ifstream(model_dir + "/tokenizer.json").good()) return model_dir;
+  return kDefaultTokenizerDir;
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
+    CoordinatorOptions options, const ClockInterface& clock, actor::Actor::Executor executor,
+    ExpertLoaderInterface* loader) {
+  if (options.model_dir.empty()) return absl::InvalidArgumentError("--model: required");
+  if (options.attention_workers < 0 || options.expert_workers < 0) {
+    return absl::InvalidArgumentError(
+        "--attention-workers and --expert-workers must be >= 0");
+  }
+  if (options.heartbeat_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--heartbeat-timeout-ms must be > 0");
+  }
+  if (options.max_context < 2) return absl::InvalidArgumentError("--max-context must be >= 2");
+  absl::StatusOr<model::ModelConfig> config = model::LoadModelConfig(options.model_dir);
+  if (!config.ok()) return config.status();
+  const std::string tokenizer_dir = ResolveTokenizerDir(options.model_dir, options.tokenizer_dir);
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::Load(tokenizer_dir);
+  if (!tokenizer.ok()) {
+    return absl::Status(tokenizer.status().code(),
+                        absl::StrCat("tokenizer ", tokenizer_dir, ": ",
+                                     std::string(tokenizer.status().message())));
+  }
+  return std::unique_ptr<Coordinator>(new Coordinator(std::move(options), *std::move(config),
+                                                      *std::move(tokenizer), clock,
+                                                      std::move(executor), loader));
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
+                         std::unique_ptr<model::Tokenizer> tokenizer, const ClockInterface& clock,
+                         actor::Actor::Executor executor, ExpertLoaderInterface* loader)
+    : options_(std::move(options)),
+      config_(std::move(config)),
+      tokenizer_(std::move(tokenizer)),
+      compute_(std::max(1, options_.compute_threads)) {
+  limits_.vocab_size = config_.vocab_size;
+  limits_.max_context = config_.max_position_embeddings > 0
+                            ? std::min(options_.max_context, config_.max_position_embeddings)
+                            : options_.max_context;
+  if (loader == nullptr) {
+    owned_loader_ = std::make_unique<GrpcExpertLoader>();
+    loader = owned_loader_.get();
+  }
+  membership_ = std::make_unique<Membership>(
+      MembershipOptions{.heartbeat_timeout = options_.heartbeat_timeout}, clock, executor);
+  PlacementOptions placement_options;
+  placement_options.moe_layers = MoeLayers(config_);
+  placement_options.num_experts = config_.n_routed_experts;
+  placement_options.expected_attention_workers = options_.attention_workers;
+  placement_options.expected_expert_workers = options_.expert_workers;
+  Membership* membership = membership_.get();
+  placement_ = std::make_unique<PlacementController>(
+      std::move(placement_options), *loader,
+      [membership](uint64_t version) { membership->SetPlacementVersion(version); }, executor);
+  router_ = std::make_unique<Router>(executor);
+  membership_->Subscribe(placement_->MakeListener());
+  membership_->Subscribe(router_->MakeListener());
+  membership_->StartLivenessTimer(
+      std::max(absl::Milliseconds(10), options_.heartbeat_timeout / 4));
+
+  GenerationServiceDeps deps;
+  deps.config = &config_;
+  deps.tokenizer = tokenizer_.get();
+  deps.router = router_.get();
+  deps.placement = placement_.get();
+  deps.compute = &compute_;
+  deps.executor = executor;
+  generation_ = std::make_unique<GenerationService>(std::move(deps), limits_);
+  cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, executor);
+  admin_ = std::make_unique<AdminService>(*membership_, *placement_, *router_);
+}
+
+Coordinator::~Coordinator() {
+  if (server_ != nullptr) Shutdown(absl::ZeroDuration());
+}
+
+absl::StatusOr<std::string> Coordinator::Start() {
+  int port = 0;
+  grpc::ServerBuilder builder;
+  const std::string requested = absl::StrCat(options_.host, ":", options_.port);
+  builder.AddListeningPort(requested, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(generation_.get());
+  builder.RegisterService(cluster_.get());
+  builder.RegisterService(admin_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", requested));
+  }
+  return absl::StrCat(options_.host, ":", port);
+}
+
+void Coordinator::BeginDrain(absl::AnyInvocable<void()> idle) {
+  generation_->StopAccepting();
+  router_->BeginDrain(std::move(idle));
+}
+
+void Coordinator::Shutdown(absl::Duration grace) {
+  generation_->StopAccepting();
+  if (server_ == nullptr) return;
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  server_.reset();
+  generation_->WaitForCalls();
+}
+
+}  // namespace yard::coordinator

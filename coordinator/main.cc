@@ -1,0 +1,88 @@
+// The coordinator process: the cluster's control plane (DESIGN.md). Prints
+// "coordinator listening on HOST:PORT" once serving; on SIGINT/SIGTERM it stops
+// accepting Generate calls, waits for those in flight (up to --drain-timeout-s) and
+// exits 0.
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "actor/event_loop.h"
+#include "common/cli.h"
+#include "coordinator/clock.h"
+#include "coordinator/coordinator.h"
+
+ABSL_FLAG(std::string, model, "", "model directory with config.json (required)");
+ABSL_FLAG(std::string, tokenizer, "",
+          "tokenizer directory (tokenizer.json, tokenizer_config.json); default: --model if it "
+          "has tokenizer.json, else data/tokenizers/deepseek-v3");
+ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on");
+ABSL_FLAG(int, port, 0, "port to listen on; 0 picks a free one (printed on stdout)");
+ABSL_FLAG(int, attention_workers, 1, "attention workers the cluster needs to be ready");
+ABSL_FLAG(int, expert_workers, 1,
+          "expert workers the cluster needs to be ready; the initial placement starts once "
+          "this many have registered");
+ABSL_FLAG(int64_t, heartbeat_timeout_ms, 10000,
+          "a worker silent for this long is marked dead");
+ABSL_FLAG(int64_t, max_context, 4096,
+          "maximum prompt + generated tokens per request (capped by the model's "
+          "max_position_embeddings)");
+ABSL_FLAG(int, drain_timeout_s, 30,
+          "on SIGINT/SIGTERM, how long to wait for in-flight requests before exiting");
+ABSL_FLAG(int, threads, 4, "event-loop threads running the coordinator's actors");
+
+int main(int argc, char** argv) {
+  yard::ParseCommandLineWithConfig(argc, argv,
+                                   "coordinator --model DIR [--port P] [--attention-workers N] "
+                                   "[--expert-workers M] [--config FILE]\n"
+                                   "The switchyard control plane: membership, expert placement, "
+                                   "request routing.");
+
+  yard::coordinator::CoordinatorOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.tokenizer_dir = absl::GetFlag(FLAGS_tokenizer);
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.attention_workers = absl::GetFlag(FLAGS_attention_workers);
+  options.expert_workers = absl::GetFlag(FLAGS_expert_workers);
+  options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
+  options.max_context = absl::GetFlag(FLAGS_max_context);
+  if (options.port < 0 || options.port > 65535) return yard::Fail("--port: must be in [0, 65535]");
+  if (absl::GetFlag(FLAGS_threads) < 1) return yard::Fail("--threads: must be >= 1");
+
+  yard::actor::EventLoop loop(absl::GetFlag(FLAGS_threads));
+  std::promise<void> signalled;
+  loop.HandleShutdownSignals([&signalled](int) { signalled.set_value(); });
+
+  yard::coordinator::RealClock clock;
+  absl::StatusOr<std::unique_ptr<yard::coordinator::Coordinator>> coordinator =
+      yard::coordinator::Coordinator::Create(options, clock, loop.executor());
+  if (!coordinator.ok()) return yard::Fail(coordinator.status().ToString());
+  loop.Start();
+  absl::StatusOr<std::string> address = (*coordinator)->Start();
+  if (!address.ok()) {
+    loop.Stop();
+    loop.Join();
+    return yard::Fail(address.status().ToString());
+  }
+  std::cout << "coordinator listening on " << *address << std::endl;
+
+  signalled.get_future().wait();
+  std::cerr << "coordinator: draining (up to " << absl::GetFlag(FLAGS_drain_timeout_s)
+            << " s)" << std::endl;
+  auto drained = std::make_shared<std::promise<void>>();
+  std::future<void> idle = drained->get_future();
+  (*coordinator)->BeginDrain([drained] { drained->set_value(); });
+  idle.wait_for(std::chrono::seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
+  (*coordinator)->Shutdown(absl::ZeroDuration());
+  // Actors are destroyed only once no loop thread can be running their tasks.
+  loop.Stop();
+  loop.Join();
+  coordinator->reset();
+  return 0;
+}

@@ -1,0 +1,197 @@
+#include "coordinator/placement_controller.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/placement_plan.h"
+
+namespace yard::coordinator {
+namespace {
+
+// Every live worker is a data-plane peer of the others: attention workers send to expert
+// workers, which answer them.
+void FillPeers(const WorkerSnapshot& workers, cluster::Placement& placement) {
+  placement.clear_peers();
+  for (const WorkerRecord& worker : workers) {
+    if (!worker.alive || worker.info.data_plane_address().empty()) continue;
+    cluster::Peer* peer = placement.add_peers();
+    peer->set_worker_id(worker.id);
+    peer->set_data_plane_address(worker.info.data_plane_address());
+  }
+}
+
+}  // namespace
+
+PlacementController::PlacementController(PlacementOptions options, ExpertLoaderInterface& loader,
+                                         absl::AnyInvocable<void(uint64_t)> on_published,
+                                         actor::Actor::Executor executor)
+    : options_(std::move(options)),
+      loader_(loader),
+      on_published_(std::move(on_published)),
+      actor_("placement", std::move(executor)) {}
+
+PlacementController::~PlacementController() = default;
+
+void PlacementController::OnWorkers(WorkerSnapshot workers) {
+  actor_.Post("placement.on_workers", [this, workers = std::move(workers)]() mutable {
+    workers_ = std::move(workers);
+    MaybeStartLoading();
+    MaybeRepublishPeers();
+  });
+}
+
+Membership::Listener PlacementController::MakeListener() {
+  auto post = actor_.Bind("placement.on_workers", [this](WorkerSnapshot workers) {
+    workers_ = std::move(workers);
+    MaybeStartLoading();
+    MaybeRepublishPeers();
+  });
+  return [post](const WorkerSnapshot& workers) mutable { post(workers); };
+}
+
+void PlacementController::MaybeStartLoading() {
+  YARD_DCHECK_ON_STRAND(actor_);
+  if (phase_ != Phase::kWaiting) return;
+  std::vector<const WorkerRecord*> experts;
+  for (const WorkerRecord& worker : workers_) {
+    if (worker.alive && worker.info.role() == cluster::ROLE_EXPERT) experts.push_back(&worker);
+  }
+  if (static_cast<int>(experts.size()) < options_.expected_expert_workers) return;
+  experts.resize(std::max(options_.expected_expert_workers, 0));
+  std::vector<ExpertWorkerCapacity> capacities;
+  for (const WorkerRecord* worker : experts) {
+    capacities.push_back({worker->id, worker->info.slot_capacity()});
+  }
+  absl::StatusOr<cluster::Placement> plan = PlanInitialPlacement(
+      options_.moe_layers, options_.num_experts, capacities, published_.version() + 1);
+  if (!plan.ok()) {
+    last_error_ = plan.status();
+    return;
+  }
+  FillPeers(workers_, *plan);
+  loading_ = *std::move(plan);
+  phase_ = Phase::kLoading;
+  loads_pending_ = static_cast<int>(experts.size());
+  if (loads_pending_ == 0) {
+    phase_ = Phase::kPublished;
+    DoPublish(std::move(loading_));
+    return;
+  }
+  const uint64_t version = loading_.version();
+  for (const WorkerRecord* worker : experts) {
+    const uint32_t id = worker->id;
+    loader_.LoadSlots(worker->info.grpc_address(), LoadRequestFor(loading_, id),
+                      actor_.Bind("placement.on_loaded",
+                                  [this, version, id](
+                                      absl::StatusOr<cluster::LoadSlotsResponse> result) {
+                                    OnLoaded(version, id, std::move(result));
+                                  }));
+  }
+}
+
+void PlacementController::MaybeRepublishPeers() {
+  YARD_DCHECK_ON_STRAND(actor_);
+  if (phase_ != Phase::kPublished || published_.version() == 0) return;
+  cluster::Placement updated = published_;
+  FillPeers(workers_, updated);
+  if (updated.SerializeAsString() == published_.SerializeAsString()) return;
+  // Same expert placement, new peers (a worker joined or died): same version.
+  published_ = std::move(updated);
+  std::erase_if(sinks_, [this](const std::shared_ptr<PlacementSinkInterface>& sink) {
+    return !sink->Push(published_);
+  });
+}
+
+void PlacementController::OnLoaded(uint64_t version, uint32_t worker_id,
+                                   absl::StatusOr<cluster::LoadSlotsResponse> result) {
+  if (phase_ != Phase::kLoading || version != loading_.version()) return;  // stale
+  if (!result.ok()) {
+    last_error_ = absl::Status(result.status().code(),
+                               absl::StrCat("expert worker ", worker_id, ": ",
+                                            std::string(result.status().message())));
+    phase_ = Phase::kWaiting;
+    loads_pending_ = 0;
+    return;
+  }
+  const cluster::LoadSlotsRequest asked = LoadRequestFor(loading_, worker_id);
+  std::set<uint32_t> loaded(result->loaded_slots().begin(), result->loaded_slots().end());
+  for (const cluster::SlotLoad& slot : asked.slots()) {
+    if (!loaded.contains(slot.slot())) {
+      last_error_ = absl::InternalError(absl::StrCat("expert worker ", worker_id,
+                                                     " did not load slot ", slot.slot()));
+      phase_ = Phase::kWaiting;
+      loads_pending_ = 0;
+      return;
+    }
+  }
+  if (--loads_pending_ > 0) return;
+  phase_ = Phase::kPublished;
+  last_error_ = absl::OkStatus();
+  DoPublish(std::move(loading_));
+}
+
+void PlacementController::Publish(cluster::Placement placement) {
+  actor_.Post("placement.publish", [this, placement = std::move(placement)]() mutable {
+    if (placement.version() <= published_.version()) return;
+    phase_ = Phase::kPublished;
+    DoPublish(std::move(placement));
+  });
+}
+
+void PlacementController::DoPublish(cluster::Placement placement) {
+  YARD_DCHECK_ON_STRAND(actor_);
+  published_ = std::move(placement);
+  loading_.Clear();
+  std::erase_if(sinks_, [this](const std::shared_ptr<PlacementSinkInterface>& sink) {
+    return !sink->Push(published_);
+  });
+  if (on_published_) on_published_(published_.version());
+}
+
+void PlacementController::Watch(std::shared_ptr<PlacementSinkInterface> sink) {
+  actor_.Post("placement.watch", [this, sink = std::move(sink)]() mutable {
+    if (published_.version() > 0 && !sink->Push(published_)) return;
+    sinks_.push_back(std::move(sink));
+  });
+}
+
+void PlacementController::GetState(absl::AnyInvocable<void(ClusterState)> done) {
+  actor_.Post("placement.get_state",
+              [this, done = std::move(done)]() mutable { done(MakeState()); });
+}
+
+ClusterState PlacementController::MakeState() const {
+  YARD_DCHECK_ON_STRAND(actor_);
+  ClusterState state;
+  std::set<uint32_t> live_experts;
+  for (const WorkerRecord& worker : workers_) {
+    if (!worker.alive) continue;
+    if (worker.info.role() == cluster::ROLE_ATTENTION) ++state.attention_workers;
+    if (worker.info.role() == cluster::ROLE_EXPERT) {
+      ++state.expert_workers;
+      live_experts.insert(worker.id);
+    }
+  }
+  state.placement = published_;
+  state.last_error = last_error_;
+  if (published_.version() > 0) {
+    // Each (layer, expert) needs one slot on a live worker.
+    bool complete = true;
+    for (const cluster::LayerPlacement& layer : published_.layers()) {
+      std::set<uint32_t> covered;
+      for (const cluster::Slot& slot : layer.slots()) {
+        if (live_experts.contains(slot.worker_id())) covered.insert(slot.logical_expert());
+      }
+      if (static_cast<int64_t>(covered.size()) < options_.num_experts) complete = false;
+    }
+    state.experts_complete = complete;
+  }
+  state.ready = published_.version() > 0 &&
+                state.attention_workers >= options_.expected_attention_workers &&
+                state.expert_workers >= options_.expected_expert_workers;
+  return state;
+}
+
+}  // namespace yard::coordinator

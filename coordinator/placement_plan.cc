@@ -1,0 +1,67 @@
+#include "coordinator/placement_plan.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace yard::coordinator {
+
+std::vector<uint32_t> MoeLayers(const model::ModelConfig& config) {
+  std::vector<uint32_t> layers;
+  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+    if (config.IsMoeLayer(layer)) layers.push_back(static_cast<uint32_t>(layer));
+  }
+  return layers;
+}
+
+absl::StatusOr<cluster::Placement> PlanInitialPlacement(
+    const std::vector<uint32_t>& moe_layers, int64_t num_experts,
+    const std::vector<ExpertWorkerCapacity>& workers, uint64_t version) {
+  const int64_t needed = static_cast<int64_t>(moe_layers.size()) * num_experts;
+  int64_t capacity = 0;
+  for (const ExpertWorkerCapacity& worker : workers) capacity += worker.slot_capacity;
+  if (needed > 0 && workers.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no expert workers to place ", needed, " expert slots on"));
+  }
+  if (capacity < needed) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "expert slot capacity is short: ", moe_layers.size(), " MoE layers x ", num_experts,
+        " experts need ", needed, " slots, ", workers.size(), " expert workers have ",
+        capacity));
+  }
+  cluster::Placement placement;
+  placement.set_version(version);
+  std::vector<int32_t> used(workers.size(), 0);
+  size_t next = 0;  // round-robin cursor over `workers`
+  for (uint32_t layer : moe_layers) {
+    cluster::LayerPlacement* layer_placement = placement.add_layers();
+    layer_placement->set_layer(layer);
+    for (int64_t expert = 0; expert < num_experts; ++expert) {
+      // Capacity suffices, so some worker within one lap has room.
+      while (used[next] >= workers[next].slot_capacity) next = (next + 1) % workers.size();
+      cluster::Slot* slot = layer_placement->add_slots();
+      slot->set_worker_id(workers[next].worker_id);
+      slot->set_slot(static_cast<uint32_t>(used[next]++));
+      slot->set_logical_expert(static_cast<uint32_t>(expert));
+      next = (next + 1) % workers.size();
+    }
+  }
+  return placement;
+}
+
+cluster::LoadSlotsRequest LoadRequestFor(const cluster::Placement& placement,
+                                         uint32_t worker_id) {
+  cluster::LoadSlotsRequest request;
+  request.set_placement_version(placement.version());
+  for (const cluster::LayerPlacement& layer : placement.layers()) {
+    for (const cluster::Slot& slot : layer.slots()) {
+      if (slot.worker_id() != worker_id) continue;
+      cluster::SlotLoad* load = request.add_slots();
+      load->set_slot(slot.slot());
+      load->set_layer(layer.layer());
+      load->set_logical_expert(slot.logical_expert());
+    }
+  }
+  return request;
+}
+
+}  // namespace yard::coordinator

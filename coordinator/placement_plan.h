@@ -1,0 +1,39 @@
+// The initial expert placement: which slot of which expert worker holds each logical
+// expert of each MoE layer. Pure functions; the PlacementController applies them.
+#ifndef SWITCHYARD_COORDINATOR_PLACEMENT_PLAN_H_
+#define SWITCHYARD_COORDINATOR_PLACEMENT_PLAN_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/config.h"
+#include "proto/cluster.pb.h"
+
+namespace yard::coordinator {
+
+// The decoder layers with routed experts, ascending (ModelConfig::IsMoeLayer: from
+// first_k_dense_replace on, every moe_layer_freq-th, below num_hidden_layers).
+std::vector<uint32_t> MoeLayers(const model::ModelConfig& config);
+
+struct ExpertWorkerCapacity {
+  uint32_t worker_id = 0;
+  int32_t slot_capacity = 0;
+};
+
+// One logical expert per slot for every (layer, expert), dealt round-robin over
+// `workers` in the given order, skipping workers that are full; each worker's slots
+// are numbered from 0 in the order they are dealt. `peers` is left empty (the caller
+// knows the data-plane addresses). FailedPrecondition when the workers' capacity is
+// below layers × experts; InvalidArgument when `workers` is empty but slots are needed.
+absl::StatusOr<cluster::Placement> PlanInitialPlacement(
+    const std::vector<uint32_t>& moe_layers, int64_t num_experts,
+    const std::vector<ExpertWorkerCapacity>& workers, uint64_t version);
+
+// What `placement` asks of `worker_id`: its slots, for LoadSlots.
+cluster::LoadSlotsRequest LoadRequestFor(const cluster::Placement& placement,
+                                         uint32_t worker_id);
+
+}  // namespace yard::coordinator
+
+#endif  // SWITCHYARD_COORDINATOR_PLACEMENT_PLAN_H_

@@ -1,0 +1,91 @@
+#include "coordinator/router.h"
+
+#include <limits>
+#include <utility>
+
+namespace yard::coordinator {
+
+Router::Router(actor::Actor::Executor executor) : actor_("router", std::move(executor)) {}
+
+Router::~Router() = default;
+
+void Router::OnWorkers(WorkerSnapshot workers) {
+  actor_.Post("router.on_workers",
+              [this, workers = std::move(workers)]() mutable { workers_ = std::move(workers); });
+}
+
+Membership::Listener Router::MakeListener() {
+  auto post = actor_.Bind("router.on_workers",
+                          [this](WorkerSnapshot workers) { workers_ = std::move(workers); });
+  return [post](const WorkerSnapshot& workers) mutable { post(workers); };
+}
+
+void Router::Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done) {
+  actor_.Post("router.pick", [this, cost_tokens, done = std::move(done)]() mutable {
+    if (draining_) {
+      done(absl::UnavailableError("the coordinator is shutting down"));
+      return;
+    }
+    const WorkerRecord* best = nullptr;
+    int64_t best_load = std::numeric_limits<int64_t>::max();
+    for (const WorkerRecord& worker : workers_) {  // ascending id: ties keep the lowest
+      if (!worker.alive || worker.info.role() != cluster::ROLE_ATTENTION) continue;
+      auto routed = routed_cost_.find(worker.id);
+      const int64_t load =
+          worker.queued_tokens + (routed == routed_cost_.end() ? 0 : routed->second);
+      if (load < best_load) {
+        best = &worker;
+        best_load = load;
+      }
+    }
+    if (best == nullptr) {
+      done(absl::UnavailableError("no attention worker is available"));
+      return;
+    }
+    Route route;
+    route.request_id = next_request_id_++;
+    route.worker_id = best->id;
+    route.grpc_address = best->info.grpc_address();
+    in_flight_[route.request_id] = InFlight{best->id, cost_tokens};
+    routed_cost_[best->id] += cost_tokens;
+    done(std::move(route));
+  });
+}
+
+void Router::Finish(uint64_t request_id) {
+  actor_.Post("router.finish", [this, request_id] {
+    auto it = in_flight_.find(request_id);
+    if (it == in_flight_.end()) return;
+    int64_t& routed = routed_cost_[it->second.worker_id];
+    routed -= it->second.cost;
+    if (routed <= 0) routed_cost_.erase(it->second.worker_id);
+    in_flight_.erase(it);
+    MaybeIdle();
+  });
+}
+
+void Router::BeginDrain(absl::AnyInvocable<void()> idle) {
+  actor_.Post("router.begin_drain", [this, idle = std::move(idle)]() mutable {
+    draining_ = true;
+    idle_waiters_.push_back(std::move(idle));
+    MaybeIdle();
+  });
+}
+
+void Router::MaybeIdle() {
+  if (!draining_ || !in_flight_.empty()) return;
+  std::vector<absl::AnyInvocable<void()>> waiters = std::move(idle_waiters_);
+  idle_waiters_.clear();
+  for (auto& waiter : waiters) waiter();
+}
+
+void Router::GetLoad(absl::AnyInvocable<void(RouterLoad)> done) {
+  actor_.Post("router.get_load", [this, done = std::move(done)]() mutable {
+    RouterLoad load;
+    load.requests_in_flight = static_cast<int>(in_flight_.size());
+    for (const auto& [id, request] : in_flight_) ++load.running_by_worker[request.worker_id];
+    done(std::move(load));
+  });
+}
+
+}  // namespace yard::coordinator

@@ -1,0 +1,84 @@
+// Which attention worker serves a request: the least loaded healthy one.
+#ifndef SWITCHYARD_COORDINATOR_ROUTER_H_
+#define SWITCHYARD_COORDINATOR_ROUTER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "actor/actor.h"
+#include "coordinator/membership.h"
+
+namespace yard::coordinator {
+
+// Where a request goes.
+struct Route {
+  uint64_t request_id = 0;  // unique in this coordinator, sent to the worker
+  uint32_t worker_id = 0;
+  std::string grpc_address;  // the attention worker's AttentionWorker service
+};
+
+// Per attention worker, for Admin.Status.
+struct RouterLoad {
+  int requests_in_flight = 0;
+  std::map<uint32_t, int> running_by_worker;
+};
+
+// The request-router actor. A request costs its prompt tokens plus max_tokens; a
+// worker's load is its last heartbeat's queued_tokens plus the cost of requests this
+// router sent it that have not finished. Pick takes the healthy attention worker with
+// the least load, ties to the lowest id.
+//
+//   serving ──BeginDrain──▶ draining (Pick answers UNAVAILABLE) ──last Finish──▶ idle
+//
+// Thread rule: public methods may be called from any thread (they post); callbacks run
+// on the strand. Ownership: the executor's io_context must outlive the router.
+class Router {
+ public:
+  explicit Router(actor::Actor::Executor executor);
+  ~Router();
+
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  void OnWorkers(WorkerSnapshot workers);
+  // A Membership::Listener that posts OnWorkers here.
+  Membership::Listener MakeListener();
+
+  // UNAVAILABLE when no attention worker is alive or the router is draining.
+  void Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done);
+  // The request ended (in any way); idempotent.
+  void Finish(uint64_t request_id);
+
+  // New Picks fail from now on; `idle` runs (on the strand) once no request is in
+  // flight, at once if none is.
+  void BeginDrain(absl::AnyInvocable<void()> idle);
+
+  void GetLoad(absl::AnyInvocable<void(RouterLoad)> done);
+
+ private:
+  struct InFlight {
+    uint32_t worker_id = 0;
+    int64_t cost = 0;
+  };
+
+  void MaybeIdle();
+
+  // All below: only on actor_'s strand.
+  WorkerSnapshot workers_;
+  absl::flat_hash_map<uint64_t, InFlight> in_flight_;
+  absl::flat_hash_map<uint32_t, int64_t> routed_cost_;  // by worker id
+  uint64_t next_request_id_ = 1;
+  bool draining_ = false;
+  std::vector<absl::AnyInvocable<void()>> idle_waiters_;
+  actor::Actor actor_;  // last: destroyed first
+};
+
+}  // namespace yard::coordinator
+
+#endif  // SWITCHYARD_COORDINATOR_ROUTER_H_

@@ -1,0 +1,161 @@
+// expert_worker: hosts expert slots for a switchyard cluster. Registers with the
+// coordinator, loads the slots it is asked to, and answers dispatches from attention
+// workers over the UCX data plane until SIGINT/SIGTERM.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "actor/event_loop.h"
+#include "common/cli.h"
+#include "engine/fast_model.h"
+#include "engine/model_weights.h"
+#include "expert_worker/expert_server.h"
+#include "expert_worker/expert_worker_service.h"
+#include "model/checkpoint/checkpoint.h"
+#include "transport/grpc/cluster_client.h"
+#include "transport/ucx/ucx_data_plane.h"
+
+ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "The coordinator's host:port.");
+ABSL_FLAG(std::string, model, "", "Checkpoint directory (the same as the coordinator's).");
+ABSL_FLAG(int32_t, slots, 0,
+          "Expert slots this worker can hold; 0: every routed expert of every MoE layer.");
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Address this worker's gRPC service listens on and advertises.");
+ABSL_FLAG(int32_t, port, 0, "Port of this worker's gRPC service; 0 picks a free one.");
+ABSL_FLAG(bool, deterministic, false,
+          "FP32 activations in the expert matmuls, so outputs do not depend on how "
+          "dispatches were batched (use the same setting on every worker).");
+ABSL_FLAG(std::string, ucx_tls, "",
+          "UCX transports (UCX_TLS syntax, e.g. tcp,self or rc,self); empty lets UCX choose.");
+ABSL_FLAG(std::string, ucx_rndv_scheme, "am",
+          "UCX rendezvous scheme for large messages. 'am' because UCX 1.13's TCP rendezvous "
+          "can crash when a peer dies mid-transfer; 'auto' lets UCX choose (InfiniBand).");
+ABSL_FLAG(int32_t, heartbeat_ms, 500, "Heartbeat interval to the coordinator.");
+ABSL_FLAG(int32_t, register_timeout_s, 60, "How long to wait for the coordinator at start.");
+
+namespace yard::expert_worker {
+namespace {
+
+int Run() {
+  const std::string model_dir = absl::GetFlag(FLAGS_model);
+  if (model_dir.empty()) return Fail("--model is required");
+  absl::StatusOr<model::ValidatedCheckpoint> opened =
+      model::OpenValidatedCheckpoint(model_dir, model::ProgressMode::kNever);
+  if (!opened.ok()) return Fail(opened.status().message());
+  const model::ModelConfig& config = opened->config;
+  absl::StatusOr<engine::ModelViews> views = engine::BindModelViews(config, *opened->checkpoint);
+  if (!views.ok()) return Fail(views.status().message());
+
+  int64_t moe_layers = 0;
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) moe_layers += config.IsMoeLayer(l);
+  const int32_t slots = absl::GetFlag(FLAGS_slots) > 0
+                            ? absl::GetFlag(FLAGS_slots)
+                            : static_cast<int32_t>(moe_layers * config.n_routed_experts);
+  engine::FastModelOptions model_options;
+  model_options.deterministic = absl::GetFlag(FLAGS_deterministic);
+  ExpertServerOptions server_options;
+  server_options.hidden = static_cast<uint32_t>(config.hidden_size);
+  server_options.capacity = static_cast<uint32_t>(slots);
+  server_options.gemm = engine::GemmOptionsFor(model_options);
+  ExpertServer server(*views, server_options);
+
+  transport::UcxOptions ucx;
+  ucx.transports = absl::GetFlag(FLAGS_ucx_tls);
+  ucx.config.push_back({"RNDV_SCHEME", absl::GetFlag(FLAGS_ucx_rndv_scheme)});
+  absl::StatusOr<std::unique_ptr<transport::UcxDataPlane>> data_plane =
+      transport::UcxDataPlane::Create(
+          ucx, /*self=*/0,
+          transport::DataPlaneHandlers{
+              [&server](transport::PeerId from, std::vector<uint8_t> message) {
+                server.OnDispatch(from, std::move(message));
+              },
+              [](transport::PeerId peer, absl::Status why) {
+                std::fprintf(stderr, "expert_worker: peer %u: %s\n", peer,
+                             std::string(why.message()).c_str());
+              }});
+  if (!data_plane.ok()) return Fail(data_plane.status().message());
+
+  ExpertWorkerService service(server);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  const std::string host = absl::GetFlag(FLAGS_host);
+  builder.AddListeningPort(host + ":" + std::to_string(absl::GetFlag(FLAGS_port)),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  if (grpc_server == nullptr || port == 0) return Fail("cannot start the gRPC service");
+
+  // Attention workers are data-plane peers: connect to each once (combines go back).
+  // Declared before the client, whose watch thread uses them until it is destroyed.
+  std::mutex peers_mu;
+  std::set<uint32_t> connected;
+  transport::ClusterClient coordinator(absl::GetFlag(FLAGS_coordinator));
+  cluster::RegisterRequest registration;
+  cluster::WorkerInfo* info = registration.mutable_info();
+  info->set_role(cluster::ROLE_EXPERT);
+  info->set_host(host);
+  info->set_pid(static_cast<int32_t>(getpid()));
+  info->set_grpc_address(host + ":" + std::to_string(port));
+  info->set_data_plane_address((*data_plane)->LocalAddress());
+  info->set_slot_capacity(slots);
+  absl::StatusOr<cluster::RegisterResponse> registered = coordinator.Register(
+      registration, std::chrono::seconds(absl::GetFlag(FLAGS_register_timeout_s)));
+  if (!registered.ok()) {
+    return Fail("registering with the coordinator: " + std::string(registered.status().message()));
+  }
+  const uint32_t id = registered->worker_id();
+  if (absl::Status s = (*data_plane)->SetSelf(id); !s.ok()) return Fail(s.message());
+  server.AttachDataPlane(data_plane->get());
+  std::printf("expert_worker %u ready: %d slots, gRPC %s:%d\n", id, slots, host.c_str(), port);
+  std::fflush(stdout);
+
+  coordinator.StartHeartbeats(
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms)),
+      [id] {
+        cluster::HeartbeatRequest beat;
+        beat.set_worker_id(id);
+        return beat;
+      },
+      [](absl::StatusOr<cluster::HeartbeatResponse>) {});
+  transport::UcxDataPlane& plane = **data_plane;
+  coordinator.StartPlacementWatch(id, [&](const cluster::Placement& placement) {
+    std::lock_guard<std::mutex> lock(peers_mu);
+    for (const cluster::Peer& peer : placement.peers()) {
+      if (peer.worker_id() == id || connected.count(peer.worker_id())) continue;
+      const absl::Status s = plane.Connect(peer.worker_id(), peer.data_plane_address());
+      if (s.ok()) {
+        connected.insert(peer.worker_id());
+      } else {
+        std::fprintf(stderr, "expert_worker: cannot connect to worker %u: %s\n",
+                     peer.worker_id(), std::string(s.message()).c_str());
+      }
+    }
+  });
+
+  actor::EventLoop loop(1);
+  loop.HandleShutdownSignals();
+  loop.Start();
+  loop.Join();
+  std::printf("expert_worker %u: shutting down\n", id);
+  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return 0;
+}
+
+}  // namespace
+}  // namespace yard::expert_worker
+
+int main(int argc, char** argv) {
+  yard::ParseCommandLineWithConfig(
+      argc, argv,
+      "expert_worker --coordinator HOST:PORT --model DIR [--slots N] [--port P] "
+      "[--deterministic] [--ucx-tls TLS] [--config FILE]");
+  return yard::expert_worker::Run();
+}

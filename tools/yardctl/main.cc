@@ -1,0 +1,91 @@
+// yardctl: the command-line client of a switchyard cluster.
+//   yardctl generate --addr HOST:PORT (--prompt TEXT | --chat TEXT) --max-tokens N
+//       [--temperature T] [--seed S] [--logprobs K] [--json]
+//   yardctl health --addr HOST:PORT [--json]
+#include <chrono>
+#include <iostream>
+
+#include <grpcpp/grpcpp.h>
+
+#include "proto/generation.grpc.pb.h"
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "common/cli.h"
+#include "tools/yardctl/generate_command.h"
+
+ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "The coordinator's host:port.");
+ABSL_FLAG(std::string, prompt, "", "generate: the prompt text (raw, no chat template).");
+ABSL_FLAG(std::string, chat, "", "generate: one user message, rendered with the chat template.");
+ABSL_FLAG(int32_t, max_tokens, 16, "generate: tokens to generate at most.");
+ABSL_FLAG(float, temperature, 0.0f, "generate: sampling temperature; 0 is greedy.");
+ABSL_FLAG(int64_t, seed, -1, "generate: sampling seed (-1: the server picks).");
+ABSL_FLAG(int32_t, logprobs, 0, "generate: top-k log-probabilities per token (0..20).");
+ABSL_FLAG(bool, json, false,
+          "Print one JSON line at the end instead of streaming text (generate: "
+          "{\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\", \"logprobs\"}).");
+ABSL_FLAG(int64_t, timeout_s, 600, "Deadline of the call, seconds.");
+
+namespace {
+
+// Exit code 0 when the cluster serves (every worker up, placement published), 2 when
+// it answers but does not serve yet, 1 when it cannot be reached.
+int Health(const std::string& addr, bool json, int64_t timeout_s) {
+  auto stub = yard::generation::Generation::NewStub(
+      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  yard::generation::HealthResponse health;
+  const grpc::Status status = stub->Health(&context, {}, &health);
+  if (!status.ok()) return yard::Fail(addr + ": " + status.error_message());
+  if (json) {
+    std::cout << "{\"serving\": " << (health.serving() ? "true" : "false")
+              << ", \"attention_workers\": " << health.attention_workers()
+              << ", \"expert_workers\": " << health.expert_workers()
+              << ", \"experts_complete\": " << (health.experts_complete() ? "true" : "false")
+              << "}\n";
+  } else {
+    std::cout << (health.serving() ? "serving" : "not serving") << ": "
+              << health.attention_workers() << " attention workers, "
+              << health.expert_workers() << " expert workers\n";
+  }
+  return health.serving() ? 0 : 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> positional = yard::ParseCommandLineWithConfig(
+      argc, argv,
+      "yardctl COMMAND [FLAGS]\n"
+      "  generate --addr HOST:PORT (--prompt TEXT | --chat TEXT) --max-tokens N "
+      "[--temperature T] [--seed S] [--logprobs K] [--json]\n"
+      "  health --addr HOST:PORT [--json]   (exit 0: serving, 2: not yet, 1: unreachable)");
+  if (positional.size() != 2) {
+    return yard::Fail("expected one command (generate, health); see --help");
+  }
+  const std::string& command = positional[1];
+  if (command == "health") {
+    return Health(absl::GetFlag(FLAGS_addr), absl::GetFlag(FLAGS_json), 5);
+  }
+  if (command == "generate") {
+    yard::tools::GenerateArgs args;
+    args.addr = absl::GetFlag(FLAGS_addr);
+    if (!absl::GetFlag(FLAGS_prompt).empty()) args.prompt = absl::GetFlag(FLAGS_prompt);
+    if (!absl::GetFlag(FLAGS_chat).empty()) args.chat = absl::GetFlag(FLAGS_chat);
+    args.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+    args.temperature = absl::GetFlag(FLAGS_temperature);
+    if (absl::GetFlag(FLAGS_seed) >= 0) args.seed = absl::GetFlag(FLAGS_seed);
+    args.logprobs = absl::GetFlag(FLAGS_logprobs);
+    args.json = absl::GetFlag(FLAGS_json);
+    args.timeout_s = absl::GetFlag(FLAGS_timeout_s);
+    const absl::Status status = yard::tools::RunGenerate(args, std::cout);
+    if (!status.ok()) {
+      return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
+                        std::string(status.message()));
+    }
+    return 0;
+  }
+  return yard::Fail("unknown command '" + command + "'; see --help");
+}
