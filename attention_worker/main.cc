@@ -56,18 +56,6 @@ ABSL_FLAG(int32_t, register_timeout_s, 60, "How long to wait for the coordinator
 namespace yard::attention_worker {
 namespace {
 
-absl::StatusOr<transport::WireDType> WireDTypeOf(engine::DispatchPrecision p) {
-  switch (p) {
-    case engine::DispatchPrecision::kBf16:
-      return transport::WireDType::kBF16;
-    case engine::DispatchPrecision::kFp8:
-      return transport::WireDType::kFP8E4M3;
-    case engine::DispatchPrecision::kFp32:
-      return transport::WireDType::kFP32;
-  }
-  return absl::InvalidArgumentError("unknown dispatch dtype");
-}
-
 int Run() {
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   if (model_dir.empty()) return Fail("--model is required");
@@ -76,9 +64,9 @@ int Run() {
   absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
       model::Tokenizer::Load(tokenizer_dir);
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
-  absl::StatusOr<engine::DispatchPrecision> precision =
-      engine::ParseDispatchPrecision(absl::GetFlag(FLAGS_dispatch_dtype));
-  if (!precision.ok()) return Fail(precision.status().message());
+  absl::StatusOr<transport::WireDType> wire =
+      transport::ParseWireDType(absl::GetFlag(FLAGS_dispatch_dtype));
+  if (!wire.ok()) return Fail(wire.status().message());
 
   // The data plane's handlers reach the backend, created just after it: the pointer is
   // set before any peer is connected, so no message can arrive earlier.
@@ -113,8 +101,6 @@ int Run() {
   if (!config.ok()) return Fail(config.status().message());
   RemoteExpertOptions remote_options;
   remote_options.hidden = config->hidden_size;
-  absl::StatusOr<transport::WireDType> wire = WireDTypeOf(*precision);
-  if (!wire.ok()) return Fail(wire.status().message());
   remote_options.dispatch_dtype = *wire;
   remote_options.timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
   RemoteExpertBackend remote(plane, remote_options);
@@ -173,7 +159,7 @@ int Run() {
   const uint32_t id = registered->worker_id();
   if (absl::Status s = plane.SetSelf(id); !s.ok()) return Fail(s.message());
   std::printf("attention_worker %u ready: gRPC %s:%d, dispatch %s\n", id, host.c_str(), port,
-              engine::DispatchPrecisionName(*precision));
+              absl::GetFlag(FLAGS_dispatch_dtype).c_str());
   std::fflush(stdout);
 
   coordinator->StartPlacementWatch(id, [&](const cluster::Placement& placement) {

@@ -137,6 +137,10 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
       problem = m.status();
     } else if (m->header.kind != transport::MessageKind::kDispatch) {
       problem = absl::InvalidArgumentError("expected a dispatch, got a combine");
+    } else if (options_.dispatch_dtype && m->header.dtype != *options_.dispatch_dtype) {
+      problem = absl::InvalidArgumentError(
+          std::string("dispatch in ") + transport::WireDTypeName(m->header.dtype) +
+          ", this worker expects " + transport::WireDTypeName(*options_.dispatch_dtype));
     } else {
       for (uint32_t i = 0; i < m->header.token_count && !problem; ++i) {
         const TokenRoute r = m->route(i);

@@ -20,6 +20,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -48,6 +49,9 @@ struct ExpertServerOptions {
   size_t max_queued = 4096;
   // Combines carry FP32 (exact) or BF16 outputs.
   transport::WireDType combine_dtype = transport::WireDType::kFP32;
+  // The dispatch dtype the cluster runs with; a dispatch in another one means a
+  // misconfigured attention worker and is rejected. nullopt accepts any.
+  std::optional<transport::WireDType> dispatch_dtype;
 };
 
 struct ExpertServerStats {

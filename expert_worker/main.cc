@@ -33,6 +33,9 @@ ABSL_FLAG(int32_t, port, 0, "Port of this worker's gRPC service; 0 picks a free 
 ABSL_FLAG(bool, deterministic, false,
           "FP32 activations in the expert matmuls, so outputs do not depend on how "
           "dispatches were batched (use the same setting on every worker).");
+ABSL_FLAG(std::string, dispatch_dtype, "bf16",
+          "The attention workers' dispatch dtype (bf16, fp8 or fp32); a dispatch in "
+          "another one is rejected as a misconfiguration.");
 ABSL_FLAG(std::string, ucx_tls, "",
           "UCX transports (UCX_TLS syntax, e.g. tcp,self or rc,self); empty lets UCX choose.");
 ABSL_FLAG(std::string, ucx_rndv_scheme, "am",
@@ -65,6 +68,10 @@ int Run() {
   server_options.hidden = static_cast<uint32_t>(config.hidden_size);
   server_options.capacity = static_cast<uint32_t>(slots);
   server_options.gemm = engine::GemmOptionsFor(model_options);
+  absl::StatusOr<transport::WireDType> dispatch =
+      transport::ParseWireDType(absl::GetFlag(FLAGS_dispatch_dtype));
+  if (!dispatch.ok()) return Fail(dispatch.status().message());
+  server_options.dispatch_dtype = *dispatch;
   ExpertServer server(*views, server_options);
 
   transport::UcxOptions ucx;
@@ -156,6 +163,6 @@ int main(int argc, char** argv) {
   yard::ParseCommandLineWithConfig(
       argc, argv,
       "expert_worker --coordinator HOST:PORT --model DIR [--slots N] [--port P] "
-      "[--deterministic] [--ucx-tls TLS] [--config FILE]");
+      "[--deterministic] [--dispatch-dtype bf16|fp8|fp32] [--ucx-tls TLS] [--config FILE]");
   return yard::expert_worker::Run();
 }

@@ -84,6 +84,13 @@ const char* MessageKindName(MessageKind kind) {
   return "unknown kind";
 }
 
+absl::StatusOr<WireDType> ParseWireDType(const std::string& name) {
+  if (name == "bf16") return WireDType::kBF16;
+  if (name == "fp8") return WireDType::kFP8E4M3;
+  if (name == "fp32") return WireDType::kFP32;
+  return absl::InvalidArgumentError("dispatch dtype '" + name + "': expected bf16, fp8 or fp32");
+}
+
 const char* WireDTypeName(WireDType dtype) {
   switch (dtype) {
     case WireDType::kBF16:

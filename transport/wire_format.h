@@ -40,6 +40,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -64,6 +65,9 @@ enum class WireDType : uint16_t { kBF16 = 1, kFP8E4M3 = 2, kFP32 = 3 };
 const char* MessageKindName(MessageKind kind);
 // "bf16" / "fp8_e4m3" / "fp32"; "unknown dtype" for any other value.
 const char* WireDTypeName(WireDType dtype);
+// A dispatch dtype as the workers' --dispatch-dtype flag spells it: "bf16", "fp8" or
+// "fp32"; InvalidArgument otherwise.
+absl::StatusOr<WireDType> ParseWireDType(const std::string& name);
 
 // The header fields a sender chooses. Magic, format version, reserved and payload
 // length are not here: the encoder writes them and the decoder checks them.

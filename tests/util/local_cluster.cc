@@ -1,0 +1,180 @@
+#include "tests/util/local_cluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "proto/generation.grpc.pb.h"
+
+extern char** environ;
+
+namespace yard::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Tail(const std::string& text, int lines) {
+  size_t begin = text.size();
+  for (int i = 0; i <= lines && begin > 0; ++i) {
+    const size_t newline = text.rfind('\n', begin - 1);
+    if (newline == std::string::npos) return text;
+    begin = newline;
+  }
+  return begin < text.size() ? text.substr(begin + 1) : "";
+}
+
+bool Exited(pid_t pid) {
+  int status;
+  return waitpid(pid, &status, WNOHANG) == pid;
+}
+
+}  // namespace
+
+absl::Status LocalCluster::Spawn(const std::string& name, const std::vector<std::string>& argv) {
+  const std::string log = options_.log_dir + "/" + name + ".log";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<std::string> args = argv;
+  std::vector<char*> pointers;
+  for (std::string& a : args) pointers.push_back(a.data());
+  pointers.push_back(nullptr);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, pointers[0], &actions, nullptr, pointers.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) {
+    return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": errno ", error));
+  }
+  children_.push_back(Child{name, pid});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
+    const LocalClusterOptions& options) {
+  std::unique_ptr<LocalCluster> cluster(new LocalCluster());
+  cluster->options_ = options;
+  mkdir(options.log_dir.c_str(), 0755);
+  const std::string tokenizer =
+      options.tokenizer_dir.empty() ? options.model_dir : options.tokenizer_dir;
+  auto fail = [&](const std::string& why) {
+    const std::string tails = cluster->LogTails();
+    cluster->StopAll();
+    return absl::UnavailableError(absl::StrCat(why, "\n", tails));
+  };
+
+  absl::Status s = cluster->Spawn(
+      "coordinator",
+      {options.bin_dir + "/coordinator/coordinator", "--model", options.model_dir,
+       "--tokenizer", tokenizer, "--port", "0",
+       absl::StrCat("--attention-workers=", options.attention_workers),
+       absl::StrCat("--expert-workers=", options.expert_workers)});
+  if (!s.ok()) return fail(std::string(s.message()));
+  const auto deadline = std::chrono::steady_clock::now() + options.ready_timeout;
+  const std::string marker = "coordinator listening on ";
+  while (cluster->address_.empty()) {
+    const std::string log = ReadFile(options.log_dir + "/coordinator.log");
+    const size_t at = log.find(marker);
+    if (at != std::string::npos && log.find('\n', at) != std::string::npos) {
+      const size_t begin = at + marker.size();
+      cluster->address_ = log.substr(begin, log.find_first_of(" \n", begin) - begin);
+      break;
+    }
+    if (Exited(cluster->children_[0].pid)) return fail("the coordinator exited");
+    if (std::chrono::steady_clock::now() > deadline) return fail("the coordinator did not start");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+
+  // As ./yard up does: every worker flag goes to both kinds, each ignoring the flags
+  // only the other kind defines.
+  std::vector<std::string> worker_flags = options.worker_flags;
+  std::string undefok;
+  for (const std::string& flag : options.worker_flags) {
+    if (flag.rfind("--", 0) != 0) continue;
+    std::string name = flag.substr(2, flag.find('=') - 2);
+    std::replace(name.begin(), name.end(), '-', '_');
+    absl::StrAppend(&undefok, undefok.empty() ? "" : ",", name);
+  }
+  if (!undefok.empty()) worker_flags.push_back("--undefok=" + undefok);
+
+  for (int i = 0; i < options.expert_workers; ++i) {
+    std::vector<std::string> argv = {options.bin_dir + "/expert_worker/expert_worker",
+                                     "--coordinator", cluster->address_, "--model",
+                                     options.model_dir};
+    argv.insert(argv.end(), worker_flags.begin(), worker_flags.end());
+    s = cluster->Spawn(absl::StrCat("expert_worker_", i), argv);
+    if (!s.ok()) return fail(std::string(s.message()));
+  }
+  for (int i = 0; i < options.attention_workers; ++i) {
+    std::vector<std::string> argv = {options.bin_dir + "/attention_worker/attention_worker",
+                                     "--coordinator", cluster->address_, "--model",
+                                     options.model_dir, "--tokenizer", tokenizer};
+    argv.insert(argv.end(), worker_flags.begin(), worker_flags.end());
+    s = cluster->Spawn(absl::StrCat("attention_worker_", i), argv);
+    if (!s.ok()) return fail(std::string(s.message()));
+  }
+
+  auto stub = generation::Generation::NewStub(
+      grpc::CreateChannel(cluster->address_, grpc::InsecureChannelCredentials()));
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    generation::HealthResponse health;
+    if (stub->Health(&context, {}, &health).ok() && health.serving()) break;
+    for (const Child& child : cluster->children_) {
+      if (Exited(child.pid)) return fail(child.name + " exited");
+    }
+    if (std::chrono::steady_clock::now() > deadline) return fail("the cluster did not serve");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return cluster;
+}
+
+std::string LocalCluster::LogTails() const {
+  std::string out;
+  for (const Child& child : children_) {
+    absl::StrAppend(&out, "--- ", child.name, "\n",
+                    Tail(ReadFile(options_.log_dir + "/" + child.name + ".log"), 12), "\n");
+  }
+  return out;
+}
+
+void LocalCluster::StopAll() {
+  // The coordinator first: it drains its streams; then the workers.
+  for (Child& child : children_) {
+    if (child.pid <= 0) continue;
+    kill(child.pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!Exited(child.pid)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(child.pid, SIGKILL);
+        waitpid(child.pid, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    child.pid = -1;
+  }
+}
+
+LocalCluster::~LocalCluster() { StopAll(); }
+
+}  // namespace yard::testing

@@ -1,0 +1,66 @@
+// A real switchyard cluster for e2e tests: the coordinator, attention worker and
+// expert worker binaries started as child processes on loopback, exactly as
+// `./yard up` starts them, and stopped (SIGTERM, then SIGKILL) when the object goes.
+#ifndef SWITCHYARD_TESTS_UTIL_LOCAL_CLUSTER_H_
+#define SWITCHYARD_TESTS_UTIL_LOCAL_CLUSTER_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace yard::testing {
+
+struct LocalClusterOptions {
+  std::string model_dir;
+  // Tokenizer for the coordinator and attention workers; empty: the model directory.
+  std::string tokenizer_dir;
+  int attention_workers = 1;
+  int expert_workers = 1;
+  // Flags for every worker (e.g. "--deterministic", "--dispatch-dtype=fp8"), in
+  // --name=value form; a flag only one kind of worker defines is ignored by the other.
+  std::vector<std::string> worker_flags;
+  // Where each process's output goes (NAME.log); created if missing.
+  std::string log_dir;
+  std::chrono::seconds ready_timeout{180};
+  // Binaries, relative to the test's working directory (the runfiles root).
+  std::string bin_dir = ".";
+};
+
+// Not thread-safe; the owning test's thread only.
+class LocalCluster {
+ public:
+  // Starts the processes and waits until Health says the cluster serves (every worker
+  // registered, placement published). On failure everything started is stopped and
+  // the error carries the tail of each log.
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options);
+  ~LocalCluster();
+  LocalCluster(const LocalCluster&) = delete;
+  LocalCluster& operator=(const LocalCluster&) = delete;
+
+  // The coordinator's host:port.
+  const std::string& address() const { return address_; }
+  // The last lines of every process's log, for failure messages.
+  std::string LogTails() const;
+
+ private:
+  struct Child {
+    std::string name;
+    pid_t pid = -1;
+  };
+  LocalCluster() = default;
+  absl::Status Spawn(const std::string& name, const std::vector<std::string>& argv);
+  void StopAll();
+
+  LocalClusterOptions options_;
+  std::vector<Child> children_;  // coordinator first
+  std::string address_;
+};
+
+}  // namespace yard::testing
+
+#endif  // SWITCHYARD_TESTS_UTIL_LOCAL_CLUSTER_H_
