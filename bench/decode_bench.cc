@@ -43,6 +43,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/cluster_decode.h"
 #include "common/cli.h"
 #include "engine/batch_forward.h"
 #include "engine/expert_backend.h"
@@ -94,6 +95,11 @@ ABSL_FLAG(int, bandwidth_reps, 5,
           "bandwidth passes at the start (two more before each batch size); the best pass "
           "is the bound's bandwidth");
 ABSL_FLAG(uint64_t, seed, 1, "seed of the prompt and random decode tokens");
+ABSL_FLAG(std::string, cluster, "",
+          "also measure a running cluster (the coordinator's host:port, serving the same "
+          "model) at each batch size: that many concurrent Generate streams of prompt-len "
+          "random tokens, gen-len decode tokens each; printed beside the single-process "
+          "figure with their ratio");
 
 namespace yard::bench {
 namespace {
@@ -570,6 +576,25 @@ int Run() {
            "  experts ms = routed experts inside the step (GB/s of their weights); lm_head = "
            "one standalone lm_head matmul of `batch` rows (GB/s of its weights).\n";
 
+  // The same batches through a cluster, from the outside.
+  std::vector<ClusterDecodeResult> cluster_results;
+  const std::string cluster = absl::GetFlag(FLAGS_cluster);
+  if (!cluster.empty()) {
+    table << absl::StrFormat("\ncluster %s: %d prompt tokens, %d decode tokens per stream\n",
+                             cluster, prompt_len, gen_len);
+    table << absl::StrFormat("%6s %14s %16s %8s %12s\n", "batch", "cluster tok/s",
+                             "1-process tok/s", "ratio", "prefill s");
+    for (const DecodeResult& r : results) {
+      absl::StatusOr<ClusterDecodeResult> c = MeasureClusterDecode(
+          cluster, r.batch, prompt_len, gen_len, config->vocab_size, absl::GetFlag(FLAGS_seed));
+      if (!c.ok()) return Fail(absl::StrCat("cluster ", cluster, ": ", c.status().ToString()));
+      table << absl::StrFormat("%6d %14.2f %16.2f %8.2f %12.2f\n", r.batch, c->tokens_per_s,
+                               r.tokens_per_s, c->tokens_per_s / r.tokens_per_s,
+                               c->all_started_s);
+      cluster_results.push_back(*c);
+    }
+  }
+
   if (json) {
     std::string line = absl::StrFormat(
         "{\"read_bandwidth_gb_s\": %.3f, \"prefill_tokens_per_s\": %.3f, \"decode\": [",
@@ -585,6 +610,17 @@ int Run() {
               "\"lm_head_ms\": %.3f}",
               r.batch, r.tokens_per_s, r.bound_tokens_per_s, r.ms_per_step, r.bytes_per_step,
               r.kv_bytes_per_step, r.experts_per_layer, r.expert_ms_per_step, r.lm_head_ms));
+    }
+    if (!cluster_results.empty()) {
+      absl::StrAppend(&line, "], \"cluster\": [");
+      for (size_t i = 0; i < cluster_results.size(); ++i) {
+        absl::StrAppend(&line, i > 0 ? ", " : "",
+                        absl::StrFormat("{\"batch\": %d, \"tokens_per_s\": %.3f, "
+                                        "\"single_process_tokens_per_s\": %.3f, \"ratio\": %.3f}",
+                                        cluster_results[i].batch, cluster_results[i].tokens_per_s,
+                                        results[i].tokens_per_s,
+                                        cluster_results[i].tokens_per_s / results[i].tokens_per_s));
+      }
     }
     absl::StrAppend(
         &line,
@@ -609,7 +645,7 @@ int main(int argc, char** argv) {
       "Prefill and batched-decode throughput of the fast CPU model runner on a checkpoint, "
       "beside this machine's read-bandwidth bound (measured by the bench).\n"
       "usage: decode_bench --model DIR [--batch 1,8,32,64] [--prompt-len 512] "
-      "[--gen-len 64] [--json] [--deterministic] [--threads N]\n"
+      "[--gen-len 64] [--json] [--deterministic] [--threads N] [--cluster HOST:PORT]\n"
       "Without --deterministic the model runs in its default mode: prefill rounds "
       "activations to BF16 for the BF16 dot-product instructions (faster, not "
       "batch-invariant). Run it on an otherwise idle machine; it prints the load average.");
