@@ -168,9 +168,11 @@ TEST_F(PlacementControllerTest, LoadsThenPublishesVersionOneToWatchers) {
   const cluster::Placement& placement = early->received[0];
   EXPECT_EQ(placement.version(), 1u);
   EXPECT_EQ(placement.layers_size(), 2);
-  ASSERT_EQ(placement.peers_size(), 2);
-  EXPECT_EQ(placement.peers(1).worker_id(), 3u);
-  EXPECT_EQ(placement.peers(1).data_plane_address(), "dp-3");
+  // Every live worker is a peer: the attention worker too, since expert workers answer it.
+  ASSERT_EQ(placement.peers_size(), 3);
+  EXPECT_EQ(placement.peers(0).worker_id(), 1u);
+  EXPECT_EQ(placement.peers(2).worker_id(), 3u);
+  EXPECT_EQ(placement.peers(2).data_plane_address(), "dp-3");
   EXPECT_EQ(published_version_, 1u);
   // A late watcher gets the current placement at once.
   auto late = std::make_shared<RecordingSink>();
