@@ -21,6 +21,7 @@
 #include "attention_worker/expert_routing.h"
 #include "attention_worker/remote_expert_backend.h"
 #include "common/cli.h"
+#include "common/heap.h"
 #include "engine/dispatch_precision.h"
 #include "engine/local_engine.h"
 #include "model/tokenizer/tokenizer.h"
@@ -46,6 +47,9 @@ ABSL_FLAG(std::string, ucx_rndv_scheme, "am",
           "UCX rendezvous scheme for large messages. 'am' because UCX 1.13's TCP rendezvous "
           "can crash when a peer dies mid-transfer; 'auto' lets UCX choose (InfiniBand).");
 ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences decoded together at most.");
+ABSL_FLAG(int32_t, micro_batches, 2,
+          "2: a batch of two or more sequences runs as two micro-batches that take turns "
+          "per MoE layer, so one's attention overlaps the other's expert round trip; 1: off.");
 ABSL_FLAG(int64_t, kv_cache_mb, 1024, "Memory for the latent KV cache, MiB.");
 ABSL_FLAG(int64_t, max_context, 4096, "Longest sequence (prompt + generated).");
 ABSL_FLAG(int32_t, heartbeat_ms, 500, "Heartbeat interval to the coordinator.");
@@ -95,6 +99,10 @@ int Run() {
   engine_options.max_context = absl::GetFlag(FLAGS_max_context);
   engine_options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
   engine_options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  engine_options.micro_batches = absl::GetFlag(FLAGS_micro_batches);
+  if (engine_options.micro_batches < 1 || engine_options.micro_batches > 2) {
+    return Fail("--micro-batches must be 1 or 2");
+  }
   // The engine is opened first (it validates the checkpoint); its experts slot is
   // filled by the remote backend, which needs the model's hidden size.
   absl::StatusOr<model::ModelConfig> config = model::LoadModelConfig(model_dir);
@@ -221,6 +229,7 @@ int Run() {
 }  // namespace yard::attention_worker
 
 int main(int argc, char** argv) {
+  yard::RetainFreedHeap();  // message buffers are reused, not faulted in afresh
   yard::ParseCommandLineWithConfig(
       argc, argv,
       "attention_worker --coordinator HOST:PORT --model DIR [--port P] [--deterministic] "

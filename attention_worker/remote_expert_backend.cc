@@ -48,23 +48,31 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
     out.source_tokens.push_back(i / r.top_k);
   }
 
+  if (r.micro_batch < 0 || r.micro_batch >= engine::kMaxMicroBatches) {
+    return absl::InvalidArgumentError(absl::StrCat("micro-batch ", r.micro_batch));
+  }
+  uint64_t step_id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (in_flight_) return absl::FailedPreconditionError("Start while a request is in flight");
-    in_flight_ = true;
-    ++step_id_;
-    layer_ = r.layer;
-    rows_ = total;
-    received_.clear();
-    for (const auto& [worker, unused] : by_worker) received_[worker] = nullptr;
-    failure_ = absl::OkStatus();
+    InFlight& f = in_flight_[r.micro_batch];
+    if (f.active) {
+      return absl::FailedPreconditionError("Start while the micro-batch is in flight");
+    }
+    f.active = true;
+    f.step_id = step_id = ++next_step_id_;
+    f.layer = r.layer;
+    f.rows = total;
+    f.received.clear();
+    for (const auto& [worker, unused] : by_worker) f.received[worker] = nullptr;
+    f.failure = absl::OkStatus();
   }
 
   transport::MessageHeader header;
   header.kind = transport::MessageKind::kDispatch;
   header.placement_version = routing.version();
-  header.step_id = step_id_;
+  header.step_id = step_id;
   header.layer = static_cast<uint32_t>(r.layer);
+  header.micro_batch = static_cast<uint32_t>(r.micro_batch);
   header.sender = data_plane_.self();
   header.hidden = static_cast<uint32_t>(r.hidden);
   header.dtype = options_.dispatch_dtype;
@@ -80,13 +88,14 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
     auto message = std::make_shared<const std::vector<uint8_t>>(
         transport::EncodeDispatch(header, out.routes, gathered_));
     bytes_sent += message->size();
-    const uint64_t step = step_id_;
     const PeerId to = worker;
-    data_plane_.Send(worker, std::move(message), [this, step, to](absl::Status s) {
+    const int mb = r.micro_batch;
+    data_plane_.Send(worker, std::move(message), [this, step_id, mb, to](absl::Status s) {
       if (s.ok()) return;
       std::lock_guard<std::mutex> lock(mu_);
-      if (in_flight_ && step == step_id_ && failure_.ok()) {
-        failure_ = absl::UnavailableError(
+      InFlight& f = in_flight_[mb];
+      if (f.active && f.step_id == step_id && f.failure.ok()) {
+        f.failure = absl::UnavailableError(
             absl::StrCat("dispatch to expert worker ", to, " failed: ", s.message()));
         arrived_.notify_all();
       }
@@ -102,28 +111,38 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
 void RemoteExpertBackend::OnCombine(PeerId from, std::vector<uint8_t> message) {
   auto received = std::make_unique<Received>();
   received->bytes = std::move(message);
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.bytes_received += received->bytes.size();
-  auto it = received_.find(from);
-  if (!in_flight_ || it == received_.end() || it->second != nullptr) {
-    ++stats_.stale_combines;
-    return;
-  }
+  // The header alone names the micro-batch and step; everything is checked below.
   transport::DecodeLimits limits;
   limits.expected_hidden = static_cast<uint32_t>(options_.hidden);
-  limits.token_index_bound = static_cast<uint32_t>(rows_);
-  absl::StatusOr<transport::DecodedMessage> decoded =
-      transport::Decode(received->bytes, limits);
-  if (decoded.ok() && decoded->header.step_id != step_id_) {
-    ++stats_.stale_combines;  // an answer to an earlier, failed step
+  absl::StatusOr<transport::DecodedMessage> decoded = transport::Decode(received->bytes, limits);
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.bytes_received += received->bytes.size();
+  if (!decoded.ok() || decoded->header.micro_batch >= engine::kMaxMicroBatches) {
+    // Which request it answers is unknown: fail whatever awaits this worker.
+    for (InFlight& f : in_flight_) {
+      auto it = f.received.find(from);
+      if (f.active && it != f.received.end() && it->second == nullptr && f.failure.ok()) {
+        f.failure = absl::DataLossError(absl::StrCat(
+            "malformed combine from expert worker ", from, ": ",
+            decoded.ok() ? std::string("micro-batch out of range")
+                         : std::string(decoded.status().message())));
+      }
+    }
+    arrived_.notify_all();
     return;
   }
-  if (!decoded.ok() || decoded->header.kind != transport::MessageKind::kCombine ||
-      decoded->header.layer != static_cast<uint32_t>(layer_)) {
-    if (failure_.ok()) {
-      failure_ = absl::DataLossError(absl::StrCat(
-          "malformed combine from expert worker ", from, ": ",
-          decoded.ok() ? std::string("wrong kind or layer") : std::string(decoded.status().message())));
+  InFlight& f = in_flight_[decoded->header.micro_batch];
+  auto it = f.received.find(from);
+  if (!f.active || decoded->header.step_id != f.step_id || it == f.received.end() ||
+      it->second != nullptr) {
+    ++stats_.stale_combines;  // an answer to an earlier, failed step, or a repeat
+    return;
+  }
+  if (decoded->header.kind != transport::MessageKind::kCombine ||
+      decoded->header.layer != static_cast<uint32_t>(f.layer)) {
+    if (f.failure.ok()) {
+      f.failure = absl::DataLossError(absl::StrCat("combine from expert worker ", from,
+                                                   ": wrong kind or layer"));
     }
     arrived_.notify_all();
     return;
@@ -135,40 +154,47 @@ void RemoteExpertBackend::OnCombine(PeerId from, std::vector<uint8_t> message) {
 
 void RemoteExpertBackend::OnPeerError(PeerId peer, absl::Status why) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = received_.find(peer);
-  if (in_flight_ && it != received_.end() && it->second == nullptr && failure_.ok()) {
-    failure_ = absl::UnavailableError(
-        absl::StrCat("expert worker ", peer, " lost: ", why.message()));
-    arrived_.notify_all();
+  for (InFlight& f : in_flight_) {
+    auto it = f.received.find(peer);
+    if (f.active && it != f.received.end() && it->second == nullptr && f.failure.ok()) {
+      f.failure =
+          absl::UnavailableError(absl::StrCat("expert worker ", peer, " lost: ", why.message()));
+    }
   }
+  arrived_.notify_all();
 }
 
-absl::Status RemoteExpertBackend::Finish(float* out) {
+absl::Status RemoteExpertBackend::Finish(int micro_batch, float* out) {
+  if (micro_batch < 0 || micro_batch >= engine::kMaxMicroBatches) {
+    return absl::InvalidArgumentError(absl::StrCat("micro-batch ", micro_batch));
+  }
   std::unique_lock<std::mutex> lock(mu_);
-  if (!in_flight_) return absl::FailedPreconditionError("Finish without Start");
-  auto all_arrived = [this] {
-    for (const auto& [worker, r] : received_) {
+  InFlight& f = in_flight_[micro_batch];
+  if (!f.active) return absl::FailedPreconditionError("Finish without Start");
+  auto all_arrived = [&f] {
+    for (const auto& [worker, r] : f.received) {
       if (r == nullptr) return false;
     }
     return true;
   };
   const bool done = arrived_.wait_for(lock, options_.timeout, [&] {
-    return !failure_.ok() || all_arrived();
+    return !f.failure.ok() || all_arrived();
   });
-  in_flight_ = false;
-  if (!failure_.ok()) return failure_;
+  f.active = false;
+  if (!f.failure.ok()) return f.failure;
   if (!done) {
     std::string missing;
-    for (const auto& [worker, r] : received_) {
+    for (const auto& [worker, r] : f.received) {
       if (r == nullptr) absl::StrAppend(&missing, missing.empty() ? "" : ", ", worker);
     }
     return absl::DeadlineExceededError(absl::StrCat(
-        "layer ", layer_, " step ", step_id_, ": no combine from expert worker(s) ", missing,
+        "layer ", f.layer, " step ", f.step_id, ": no combine from expert worker(s) ", missing,
         " within ", options_.timeout.count(), " ms"));
   }
-  std::map<PeerId, std::unique_ptr<Received>> received = std::move(received_);
-  received_.clear();
-  const int64_t rows = rows_;
+  std::map<PeerId, std::unique_ptr<Received>> received = std::move(f.received);
+  f.received.clear();
+  const int64_t rows = f.rows;
+  const int64_t layer = f.layer;
   lock.unlock();
 
   const int64_t hidden = options_.hidden;
@@ -179,9 +205,9 @@ absl::Status RemoteExpertBackend::Finish(float* out) {
     m.ValuesToF32(absl::MakeSpan(values_));
     for (uint32_t i = 0; i < m.header.token_count; ++i) {
       const uint32_t row = m.route(i).token_index;
-      if (filled[row]++) {
+      if (row >= rows || filled[row]++) {
         return absl::DataLossError(absl::StrCat("expert worker ", worker, " answered row ", row,
-                                                " twice"));
+                                                row >= rows ? " (out of range)" : " twice"));
       }
       std::memcpy(out + row * hidden, &values_[i * hidden], hidden * sizeof(float));
     }
@@ -189,7 +215,7 @@ absl::Status RemoteExpertBackend::Finish(float* out) {
   for (int64_t i = 0; i < rows; ++i) {
     if (!filled[i]) {
       return absl::DataLossError(absl::StrCat("no expert output for row ", i, " of layer ",
-                                              layer_));
+                                              layer));
     }
   }
   return absl::OkStatus();

@@ -11,8 +11,10 @@
 //
 // Threading: Start, Finish and SetRouting run on the engine's thread; OnCombine and
 // OnPeerError on the data plane's thread, which only hands bytes over under a mutex.
-// One request is in flight at a time (the ExpertBackendInterface contract).
+// Up to two requests are in flight, one per micro-batch (ping-pong); a combine finds
+// its request by the micro-batch and step id it echoes.
 //
+// Per micro-batch:
 //   idle ─Start─▶ waiting (combines arrive) ─all arrived / failed / deadline─▶ Finish ─▶ idle
 #ifndef SWITCHYARD_ATTENTION_WORKER_REMOTE_EXPERT_BACKEND_H_
 #define SWITCHYARD_ATTENTION_WORKER_REMOTE_EXPERT_BACKEND_H_
@@ -60,7 +62,7 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
   void SetRouting(std::shared_ptr<const ExpertRouting> routing);
 
   absl::Status Start(const engine::ExpertRequest& request) override;
-  absl::Status Finish(float* out) override;
+  absl::Status Finish(int micro_batch, float* out) override;
 
   // Data-plane thread.
   void OnCombine(transport::PeerId from, std::vector<uint8_t> message);
@@ -78,16 +80,21 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
   const RemoteExpertOptions options_;
   std::shared_ptr<const ExpertRouting> routing_;  // engine thread
 
-  // The request in flight (engine thread writes at Start; the data plane thread
-  // reads the step id and expected workers under mu_).
+  // One micro-batch's request in flight (the engine thread writes it at Start; the
+  // data plane thread fills `received` under mu_).
+  struct InFlight {
+    bool active = false;
+    uint64_t step_id = 0;
+    int64_t layer = 0;
+    int64_t rows = 0;
+    std::map<transport::PeerId, std::unique_ptr<Received>> received;  // expected → combine
+    absl::Status failure;
+  };
+
   mutable std::mutex mu_;
   std::condition_variable arrived_;
-  bool in_flight_ = false;
-  uint64_t step_id_ = 0;
-  int64_t layer_ = 0;
-  int64_t rows_ = 0;
-  std::map<transport::PeerId, std::unique_ptr<Received>> received_;  // expected → combine
-  absl::Status failure_;
+  uint64_t next_step_id_ = 0;  // unique per Start, across micro-batches
+  InFlight in_flight_[engine::kMaxMicroBatches];
   RemoteExpertStats stats_;
 
   // Engine thread scratch.

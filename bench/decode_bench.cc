@@ -228,9 +228,9 @@ class CountingExpertBackend : public engine::ExpertBackendInterface {
     return status;
   }
 
-  absl::Status Finish(float* out) override {
+  absl::Status Finish(int micro_batch, float* out) override {
     const double start = Now();
-    absl::Status status = inner_.Finish(out);
+    absl::Status status = inner_.Finish(micro_batch, out);
     seconds_ += Now() - start;
     return status;
   }

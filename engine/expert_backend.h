@@ -19,13 +19,19 @@ struct ExpertRequest {
   const float* x = nullptr;
   // expert_ids: [tokens, top_k] int32 logical expert ids, in top-k order.
   const int32_t* expert_ids = nullptr;
+  // Which of the caller's micro-batches (0 or 1) this is: two may be in flight at once,
+  // one each (DESIGN.md: ping-pong).
+  int micro_batch = 0;
 };
 
-// Computes routed experts in two halves, so that the caller can compute the shared
-// experts while a remote backend's dispatch is on the wire:
-//   Start(request) → (caller works) → Finish(out).
-// Implementations are used from the engine's thread only; one request is in flight
-// at a time, and the request's x and expert_ids must stay valid until Finish.
+inline constexpr int kMaxMicroBatches = 2;
+
+// Computes routed experts in two halves, so that the caller can work while a remote
+// backend's dispatch is on the wire:
+//   Start(request for micro-batch m) → (caller works) → Finish(m, out).
+// Implementations are used from the engine's thread only. At most one request per
+// micro-batch is in flight; the request's x and expert_ids must stay valid until its
+// Finish. A caller that started a request must finish it, even after an error.
 class ExpertBackendInterface {
  public:
   virtual ~ExpertBackendInterface() = default;
@@ -34,15 +40,16 @@ class ExpertBackendInterface {
   // InvalidArgument for a layer without experts or an expert id out of range.
   virtual absl::Status Start(const ExpertRequest& request) = 0;
 
-  // Waits for the started request. out: [tokens, top_k, hidden] fp32, row-major:
+  // Waits for micro-batch `micro_batch`'s started request. out: [tokens, top_k, hidden]
+  // fp32, row-major:
   // out[t, j] = expert expert_ids[t, j] applied to x[t], UNWEIGHTED (DESIGN.md: the
   // caller applies the routing weights and sums in top-k order, so the result does
   // not depend on where or how the experts were batched).
-  virtual absl::Status Finish(float* out) = 0;
+  virtual absl::Status Finish(int micro_batch, float* out) = 0;
 
   absl::Status Compute(const ExpertRequest& request, float* out) {
     if (absl::Status s = Start(request); !s.ok()) return s;
-    return Finish(out);
+    return Finish(request.micro_batch, out);
   }
 };
 

@@ -152,15 +152,33 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
     }
   }
 
-  for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
-    RETURN_IF_ERROR(Layer(layer, batch, x));
+  // The micro-batches take turns (ping-pong): each finishes its previous MoE layer and
+  // runs on up to its next routed experts, so while one's experts are away the other
+  // computes its shared experts, combine, attention and router.
+  const int parts = SplitBatch(batch);
+  absl::Status status;
+  for (int64_t layer = 0; layer < config_.num_hidden_layers && status.ok(); ++layer) {
+    for (int m = 0; m < parts && status.ok(); ++m) {
+      MicroBatch& mb = micro_[m];
+      float* rows = x + mb.first_token * hidden;
+      if (mb.experts_started) status = LayerEnd(mb.experts_layer, mb, rows);
+      if (status.ok()) status = LayerBegin(layer, mb, rows);
+    }
   }
+  for (int m = 0; m < parts; ++m) {
+    // Started experts are always finished, also after an error elsewhere.
+    MicroBatch& mb = micro_[m];
+    if (!mb.experts_started) continue;
+    absl::Status end = LayerEnd(mb.experts_layer, mb, x + mb.first_token * hidden);
+    if (status.ok()) status = end;
+  }
+  RETURN_IF_ERROR(status);
 
   // Final norm and lm_head only for the last token of the sequences that want logits.
   const int64_t rows = batch.num_logit_rows();
   ForwardResult result;
   if (rows == 0) return result;
-  float* last = Sized(h_, rows * hidden);
+  float* last = Sized(last_, rows * hidden);
   int64_t row = 0;
   t = 0;
   for (const ForwardSequence& seq : batch.sequences) {
@@ -176,31 +194,119 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   return result;
 }
 
-absl::Status FastModel::Layer(int64_t index, const ForwardBatch& batch, float* x) {
+int FastModel::SplitBatch(const ForwardBatch& batch) {
+  const int64_t total = batch.num_tokens();
+  size_t split = batch.sequences.size();  // sequences [0, split) go to micro-batch 0
+  if (options_.micro_batches >= 2 && batch.sequences.size() >= 2) {
+    int64_t tokens = 0;
+    split = 1;
+    for (size_t s = 0; s + 1 < batch.sequences.size(); ++s) {
+      tokens += static_cast<int64_t>(batch.sequences[s].tokens.size());
+      split = s + 1;
+      if (2 * tokens >= total) break;
+    }
+  }
+  const int parts = split < batch.sequences.size() ? 2 : 1;
+  int64_t first_token = 0;
+  for (int m = 0; m < parts; ++m) {
+    MicroBatch& mb = micro_[m];
+    mb.index = m;
+    mb.batch.sequences.assign(batch.sequences.begin() + (m == 0 ? 0 : split),
+                              m == 0 ? batch.sequences.begin() + split : batch.sequences.end());
+    mb.first_token = first_token;
+    mb.tokens = mb.batch.num_tokens();
+    mb.experts_started = false;
+    first_token += mb.tokens;
+  }
+  return parts;
+}
+
+absl::Status FastModel::LayerBegin(int64_t index, MicroBatch& mb, float* x) {
   const LayerViews& layer = views_.layers[index];
   const int64_t hidden = config_.hidden_size;
-  const int64_t tokens = batch.num_tokens();
+  const int64_t tokens = mb.tokens;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  float* h = Sized(h_, tokens * hidden);
-  float* delta = Sized(delta_, tokens * hidden);
+  float* h = Sized(mb.h, tokens * hidden);
+  float* delta = Sized(mb.delta, tokens * hidden);
 
   cpu::RmsNorm(x, tokens, hidden, hidden, cpu::NormWeight::Fp32(layer.input_norm.data()), eps, h,
                hidden, options_.pool);
-  Attention(index, batch, h, delta);
+  Attention(index, mb.batch, positions_.data() + mb.first_token, h, delta);
   // x += attention; h = RMSNorm(x) in one pass.
   cpu::AddRmsNorm(x, hidden, delta, hidden, tokens, hidden,
                   cpu::NormWeight::Fp32(layer.post_attn_norm.data()), eps, h, hidden,
                   options_.pool);
-  if (layer.moe) {
-    RETURN_IF_ERROR(Moe(index, *layer.moe, h, tokens, delta));
-  } else {
+  if (!layer.moe) {
     Ffn(*layer.dense, h, tokens, delta);
+    for (int64_t i = 0; i < tokens * hidden; ++i) x[i] += delta[i];
+    return absl::OkStatus();
   }
-  for (int64_t i = 0; i < tokens * hidden; ++i) x[i] += delta[i];
+
+  const MoeViews& moe = *layer.moe;
+  const int64_t k = config_.num_experts_per_tok;
+  // Router logits always take FP32 activations: expert choice compares scores, and a
+  // last-bit difference can flip a near-tie.
+  cpu::GemmOptions router_gemm = gemm_;
+  router_gemm.precision = cpu::ActivationPrecision::kFp32;
+  float* logits = Sized(router_logits_, tokens * moe.router.n);
+  cpu::Gemm(h, tokens, moe.router, logits, router_gemm);
+  int32_t* ids = Sized(mb.route_ids, tokens * k);
+  float* weights = Sized(mb.route_weights, tokens * k);
+  cpu::Route(router_, logits, tokens, moe.bias.empty() ? nullptr : moe.bias.data(), ids,
+             weights, options_.pool);
+
+  ExpertRequest request;
+  request.layer = index;
+  request.tokens = tokens;
+  request.hidden = hidden;
+  request.top_k = k;
+  request.x = h;
+  request.micro_batch = mb.index;
+  if (options_.dispatch_precision != DispatchPrecision::kFp32) {
+    float* rounded = Sized(mb.expert_in, tokens * hidden);
+    RoundLikeDispatch(options_.dispatch_precision, h, tokens, hidden, rounded);
+    request.x = rounded;
+  }
+  request.expert_ids = ids;
+  RETURN_IF_ERROR(experts_->Start(request));
+  mb.experts_started = true;
+  mb.experts_layer = index;
   return absl::OkStatus();
 }
 
-void FastModel::Attention(int64_t index, const ForwardBatch& batch, const float* h, float* out) {
+absl::Status FastModel::LayerEnd(int64_t index, MicroBatch& mb, float* x) {
+  const MoeViews& moe = *views_.layers[index].moe;
+  const int64_t hidden = config_.hidden_size;
+  const int64_t tokens = mb.tokens;
+  const int64_t k = config_.num_experts_per_tok;
+  float* out = mb.delta.data();
+  // The shared experts run while this micro-batch's routed experts are away.
+  if (moe.shared) {
+    Ffn(*moe.shared, mb.h.data(), tokens, out);
+  } else {
+    std::fill(out, out + tokens * hidden, 0.0f);
+  }
+  float* expert_out = Sized(mb.expert_out, tokens * k * hidden);
+  mb.experts_started = false;
+  RETURN_IF_ERROR(experts_->Finish(mb.index, expert_out));
+  // out = Σ_j w_j·expert_j in top-k order, then + shared: a fixed order, whichever
+  // worker or batch computed each expert.
+  const float* weights = mb.route_weights.data();
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t c = 0; c < hidden; ++c) {
+      float routed = 0.0f;
+      for (int64_t j = 0; j < k; ++j) {
+        routed += weights[t * k + j] * expert_out[(t * k + j) * hidden + c];
+      }
+      out[t * hidden + c] += routed;
+    }
+  }
+  for (int64_t i = 0; i < tokens * hidden; ++i) x[i] += out[i];
+  return absl::OkStatus();
+}
+
+void FastModel::Attention(int64_t index, const ForwardBatch& batch, const int64_t* positions,
+                          const float* h, float* out) {
   const AttentionViews& attn = views_.layers[index].attention;
   const int64_t tokens = batch.num_tokens();
   const int64_t heads = config_.num_attention_heads;
@@ -228,14 +334,14 @@ void FastModel::Attention(int64_t index, const ForwardBatch& batch, const float*
   cpu::Gemm(h, tokens, attn.kv_a, kv_a, gemm_);
   cpu::RmsNorm(kv_a, tokens, rank, latent, cpu::NormWeight::Fp32(attn.kv_a_norm.data()), eps,
                kv_a, latent, options_.pool);
-  cpu::ApplyRope(rope_, positions_.data(), tokens, 1, kv_a + rank, latent, rope, options_.pool);
-  cpu::ApplyRope(rope_, positions_.data(), tokens, heads, q + nope, heads * qk, qk,
+  cpu::ApplyRope(rope_, positions, tokens, 1, kv_a + rank, latent, rope, options_.pool);
+  cpu::ApplyRope(rope_, positions, tokens, heads, q + nope, heads * qk, qk,
                  options_.pool);
 
   int64_t t = 0;
   for (const ForwardSequence& seq : batch.sequences) {
     for (size_t i = 0; i < seq.tokens.size(); ++i, ++t) {
-      uint16_t* row = cache_.MutableRow(index, seq.block_table, positions_[t]);
+      uint16_t* row = cache_.MutableRow(index, seq.block_table, positions[t]);
       cpu::FloatToBf16Row(kv_a + t * latent, latent, row);
     }
   }
@@ -290,56 +396,6 @@ void FastModel::Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens, floa
   cpu::Gemm(h, tokens, ffn.up, up, gemm_);
   cpu::SiluMul(gate, inner, up, inner, tokens, inner, gate, inner, options_.pool);
   cpu::Gemm(gate, tokens, ffn.down, out, gemm_);
-}
-
-absl::Status FastModel::Moe(int64_t index, const MoeViews& moe, const float* h,
-                            int64_t tokens, float* out) {
-  const int64_t hidden = config_.hidden_size;
-  const int64_t k = config_.num_experts_per_tok;
-  // Router logits always take FP32 activations: expert choice compares scores, and a
-  // last-bit difference can flip a near-tie.
-  cpu::GemmOptions router_gemm = gemm_;
-  router_gemm.precision = cpu::ActivationPrecision::kFp32;
-  float* logits = Sized(router_logits_, tokens * moe.router.n);
-  cpu::Gemm(h, tokens, moe.router, logits, router_gemm);
-  int32_t* ids = Sized(route_ids_, tokens * k);
-  float* weights = Sized(route_weights_, tokens * k);
-  cpu::Route(router_, logits, tokens, moe.bias.empty() ? nullptr : moe.bias.data(), ids,
-             weights, options_.pool);
-
-  float* expert_out = Sized(expert_out_, tokens * k * hidden);
-  ExpertRequest request;
-  request.layer = index;
-  request.tokens = tokens;
-  request.hidden = hidden;
-  request.top_k = k;
-  request.x = h;
-  if (options_.dispatch_precision != DispatchPrecision::kFp32) {
-    float* rounded = Sized(expert_in_, tokens * hidden);
-    RoundLikeDispatch(options_.dispatch_precision, h, tokens, hidden, rounded);
-    request.x = rounded;
-  }
-  request.expert_ids = ids;
-  // The shared experts run while a remote backend's dispatch is away.
-  RETURN_IF_ERROR(experts_->Start(request));
-  if (moe.shared) {
-    Ffn(*moe.shared, h, tokens, out);
-  } else {
-    std::fill(out, out + tokens * hidden, 0.0f);
-  }
-  RETURN_IF_ERROR(experts_->Finish(expert_out));
-  // out = Σ_j w_j·expert_j in top-k order, then + shared: a fixed order, whichever
-  // worker or batch computed each expert.
-  for (int64_t t = 0; t < tokens; ++t) {
-    for (int64_t c = 0; c < hidden; ++c) {
-      float routed = 0.0f;
-      for (int64_t j = 0; j < k; ++j) {
-        routed += weights[t * k + j] * expert_out[(t * k + j) * hidden + c];
-      }
-      out[t * hidden + c] += routed;
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace yard::engine

@@ -45,6 +45,11 @@ struct FastModelOptions {
   // rounds on the wire itself; set this on a single process to reproduce a cluster's
   // numerics exactly.
   DispatchPrecision dispatch_precision = DispatchPrecision::kFp32;
+  // 2: split each batch of two or more sequences into two micro-batches that take
+  // turns per MoE layer (DESIGN.md ping-pong): one's attention runs while the other's
+  // routed experts are away. For a remote expert backend; in-process experts gain
+  // nothing. With `deterministic`, the logits are the same bits either way.
+  int micro_batches = 1;
 };
 
 // The matmul options the fast model uses for these options; an expert backend
@@ -73,11 +78,30 @@ class FastModel : public BatchForwardInterface {
   FastModel(const model::ModelConfig& config, PagedLatentCache& cache,
             const FastModelOptions& options, ModelViews views, kernels::cpu::RopeTable rope);
 
-  // One decoder layer over the batch's tokens; x: [T, hidden] fp32, updated in place.
-  absl::Status Layer(int64_t index, const ForwardBatch& batch, float* x);
-  void Attention(int64_t index, const ForwardBatch& batch, const float* h, float* out);
-  absl::Status Moe(int64_t index, const MoeViews& moe, const float* h, int64_t tokens,
-                   float* out);
+  // A part of the batch that goes through the layers as a unit, and the state it
+  // keeps while its routed experts are away.
+  struct MicroBatch {
+    int index = 0;            // 0 or 1: the expert backend's micro-batch
+    ForwardBatch batch;       // its sequences
+    int64_t first_token = 0;  // its rows of the batch's activations
+    int64_t tokens = 0;
+    bool experts_started = false;  // its routed experts for layer experts_layer are away
+    int64_t experts_layer = 0;
+    std::vector<float> h, delta, expert_in, expert_out, route_weights;
+    std::vector<int32_t> route_ids;
+  };
+
+  // Splits the batch into micro_batches_ (1 or 2) micro-batches of whole sequences,
+  // balanced by tokens.
+  int SplitBatch(const ForwardBatch& batch);
+  // A layer up to its routed experts: attention, then the dense FFN (done: x updated)
+  // or the router and the experts' Start. x: the micro-batch's rows [tokens, hidden].
+  absl::Status LayerBegin(int64_t index, MicroBatch& mb, float* x);
+  // The rest of a MoE layer: shared experts, the routed experts' Finish, combine.
+  // The micro-batch's next LayerBegin comes after it; the other's may come between.
+  absl::Status LayerEnd(int64_t index, MicroBatch& mb, float* x);
+  void Attention(int64_t index, const ForwardBatch& batch, const int64_t* positions,
+                 const float* h, float* out);
   void Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens, float* out);
 
   model::ModelConfig config_;
@@ -92,9 +116,9 @@ class FastModel : public BatchForwardInterface {
 
   // Per-call scratch, sized for the batch: token positions and activations.
   std::vector<int64_t> positions_;
-  std::vector<float> x_, h_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_, delta_;
-  std::vector<float> ffn_gate_, ffn_up_, router_logits_, route_weights_, expert_out_, expert_in_;
-  std::vector<int32_t> route_ids_;
+  std::vector<float> x_, last_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_;
+  std::vector<float> ffn_gate_, ffn_up_, router_logits_;
+  MicroBatch micro_[kMaxMicroBatches];
 };
 
 }  // namespace yard::engine

@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(
   FastModelOptions model_options;
   model_options.deterministic = options.deterministic;
   model_options.dispatch_precision = options.dispatch_precision;
+  model_options.micro_batches = options.micro_batches;
   model_options.max_context = local->max_context_;
   ASSIGN_OR_RETURN(local->model_, FastModel::Create(config, *local->checkpoint_,
                                                     *local->cache_, model_options,

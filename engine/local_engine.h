@@ -19,9 +19,10 @@
 namespace yard::engine {
 
 struct LocalEngineOptions {
-  // See FastModelOptions::deterministic and ::dispatch_precision.
+  // See FastModelOptions::deterministic, ::dispatch_precision and ::micro_batches.
   bool deterministic = false;
   DispatchPrecision dispatch_precision = DispatchPrecision::kFp32;
+  int micro_batches = 1;
   // Longest sequence (prompt + generated), capped by max_position_embeddings.
   int64_t max_context = 4096;
   // Memory for the latent KV cache.

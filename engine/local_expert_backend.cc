@@ -5,6 +5,12 @@
 namespace yard::engine {
 
 absl::Status LocalExpertBackend::Start(const ExpertRequest& r) {
+  if (r.micro_batch < 0 || r.micro_batch >= kMaxMicroBatches) {
+    return absl::InvalidArgumentError(absl::StrCat("micro-batch ", r.micro_batch));
+  }
+  if (started_[r.micro_batch]) {
+    return absl::FailedPreconditionError("Start while the micro-batch is in flight");
+  }
   if (r.layer < 0 || r.layer >= static_cast<int64_t>(views_.layers.size()) ||
       !views_.layers[r.layer].moe) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", r.layer, " has no experts"));
@@ -16,15 +22,17 @@ absl::Status LocalExpertBackend::Start(const ExpertRequest& r) {
           absl::StrCat("expert id ", r.expert_ids[i], " out of range"));
     }
   }
-  pending_ = r;
-  started_ = true;
+  pending_[r.micro_batch] = r;
+  started_[r.micro_batch] = true;
   return absl::OkStatus();
 }
 
-absl::Status LocalExpertBackend::Finish(float* out) {
-  if (!started_) return absl::FailedPreconditionError("Finish without Start");
-  started_ = false;
-  const ExpertRequest& r = pending_;
+absl::Status LocalExpertBackend::Finish(int micro_batch, float* out) {
+  if (micro_batch < 0 || micro_batch >= kMaxMicroBatches || !started_[micro_batch]) {
+    return absl::FailedPreconditionError("Finish without Start");
+  }
+  started_[micro_batch] = false;
+  const ExpertRequest& r = pending_[micro_batch];
   const MoeViews& moe = *views_.layers[r.layer].moe;
   candidates_.clear();
   for (const SwiGluViews& e : moe.experts) candidates_.push_back(&e);

@@ -21,13 +21,13 @@ class LocalExpertBackend : public ExpertBackendInterface {
       : views_(views), experts_(gemm) {}
 
   absl::Status Start(const ExpertRequest& request) override;
-  absl::Status Finish(float* out) override;
+  absl::Status Finish(int micro_batch, float* out) override;
 
  private:
   const ModelViews& views_;
   GroupedSwiGlu experts_;
-  ExpertRequest pending_;
-  bool started_ = false;
+  ExpertRequest pending_[kMaxMicroBatches];
+  bool started_[kMaxMicroBatches] = {};
   std::vector<const SwiGluViews*> candidates_;
   std::vector<const float*> rows_;
 };

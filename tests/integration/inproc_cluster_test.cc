@@ -177,6 +177,9 @@ void CheckClusterMatchesSingleProcess(const char* preset, ClusterShape shape) {
   remote->SetRouting(std::make_shared<attention_worker::ExpertRouting>(*std::move(routing)));
 
   auto cluster_cache = MakeCache(config);
+  // The attention side runs its batches as two micro-batches in ping-pong, as the
+  // attention worker does: the logits must not change by a bit.
+  options.micro_batches = 2;
   auto attention =
       engine::FastModel::Create(config, *ckpt.checkpoint, *cluster_cache, options, remote.get());
   ASSERT_TRUE(attention.ok()) << attention.status();

@@ -5,7 +5,8 @@
 //   - greedy continuations of 8 prompts × 32 tokens identical up to the first step
 //     whose reference top-1/top-2 margin is below that bound;
 //   - deterministic mode: a sequence's logits are bitwise the same alone or in a mixed
-//     batch, by prefill or by decode, and with 1 or 2 threads.
+//     batch, by prefill or by decode, with 1 or 2 threads, and with the batch split
+//     into two ping-pong micro-batches.
 #include <algorithm>
 #include <fstream>
 #include <cmath>
@@ -43,7 +44,7 @@ struct Loaded {
 };
 
 std::unique_ptr<Loaded> Load(const Variant& v, bool deterministic,
-                             kernels::cpu::ThreadPool* pool = nullptr) {
+                             kernels::cpu::ThreadPool* pool = nullptr, int micro_batches = 1) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string dir = std::string(tmp ? tmp : "/tmp") + "/" + v.name;
   model::RandomCheckpointOptions write;
@@ -71,6 +72,7 @@ std::unique_ptr<Loaded> Load(const Variant& v, bool deterministic,
   options.deterministic = deterministic;
   options.max_context = 1024;
   options.pool = pool;
+  options.micro_batches = micro_batches;
   auto fast = FastModel::Create(loaded->config, *loaded->checkpoint, *loaded->cache, options);
   EXPECT_TRUE(fast.ok()) << fast.status();
   loaded->fast = std::move(*fast);
@@ -273,6 +275,43 @@ TEST(FastModelDeterminismTest, LogitsDoNotDependOnBatchPathOrThreads) {
   ForwardBatch alone_again;
   alone_again.sequences.push_back(Seq(*single->cache, 1, a, 0, true));
   EXPECT_EQ(single->fast->Forward(alone_again)->logits, want) << "thread count changed logits";
+}
+
+// Two micro-batches in ping-pong (what an attention worker runs) give every sequence of
+// a mixed prefill/decode batch the same logits as one pass, step after step.
+TEST(FastModelDeterminismTest, TwoMicroBatchesGiveTheSameBits) {
+  for (const Variant& v : {Variant{"tiny-v2", model::RandomWeightDType::kBF16, "mb_tiny_v2"},
+                           Variant{"tiny-v3", model::RandomWeightDType::kFP8, "mb_tiny_v3"}}) {
+    std::unique_ptr<Loaded> one = Load(v, /*deterministic=*/true);
+    std::unique_ptr<Loaded> two = Load(v, /*deterministic=*/true, nullptr, /*micro_batches=*/2);
+    const int64_t vocab = one->config.vocab_size;
+    const std::vector<std::vector<int32_t>> prompts = {
+        RandomTokens(9, 11, vocab), RandomTokens(30, 12, vocab), RandomTokens(3, 13, vocab)};
+    // Step 0 prefills all three; steps 1..4 decode them, with a fourth joining at step 2.
+    const std::vector<int32_t> late = RandomTokens(17, 14, vocab);
+    std::vector<int64_t> length(4, 0);
+    for (int step = 0; step < 5; ++step) {
+      std::vector<float> logits[2];
+      for (int k = 0; k < 2; ++k) {
+        Loaded& m = k == 0 ? *one : *two;
+        ForwardBatch batch;
+        for (int s = 0; s < 3; ++s) {
+          std::vector<int32_t> tokens =
+              step == 0 ? prompts[s] : std::vector<int32_t>{static_cast<int32_t>(step * 7 + s)};
+          batch.sequences.push_back(Seq(*m.cache, s + 1, tokens, length[s], true));
+        }
+        if (step == 2) batch.sequences.push_back(Seq(*m.cache, 4, late, 0, true));
+        if (step > 2) batch.sequences.push_back(Seq(*m.cache, 4, {step}, length[3], true));
+        auto result = m.fast->Forward(batch);
+        ASSERT_TRUE(result.ok()) << result.status();
+        logits[k] = result->logits;
+      }
+      EXPECT_EQ(logits[0], logits[1]) << v.preset << " step " << step;
+      for (int s = 0; s < 3; ++s) length[s] += step == 0 ? prompts[s].size() : 1;
+      if (step == 2) length[3] = late.size();
+      if (step > 2) length[3] += 1;
+    }
+  }
 }
 
 TEST(FastModelTest, BadBatchesAreErrorsNotCrashes) {
