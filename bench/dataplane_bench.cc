@@ -26,7 +26,6 @@
 // Large sizes run fewer iterations (--max-gb-per-size bounds the bytes moved per
 // measurement, with at least 5 iterations), so prefill sizes do not take minutes.
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -64,6 +63,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
 #include "common/cli.h"
+#include "common/heap.h"
 #include "transport/data_plane.h"
 #include "transport/ucx/ucx_data_plane.h"
 #include "transport/wire_format.h"
@@ -88,11 +88,10 @@ ABSL_FLAG(std::string, ucx_config, "RNDV_SCHEME=am",
           "processes and for ucx_perftest (default: what the workers set)");
 ABSL_FLAG(bool, busy_poll, false,
           "UcxOptions::busy_poll in both processes (default false, as the workers)");
-ABSL_FLAG(bool, retain_heap, false,
-          "in both processes, mallopt(M_MMAP_THRESHOLD, 32 MiB) and a huge M_TRIM_THRESHOLD "
-          "so freed message buffers stay mapped and are reused (diagnostic: shows what "
-          "first-touch page faults of fresh receive/encode buffers cost; default false, as "
-          "the workers)");
+ABSL_FLAG(bool, retain_heap, true,
+          "in both processes, yard::RetainFreedHeap() as the workers do: freed message "
+          "buffers stay mapped and are reused; false shows what first-touch page faults of "
+          "freshly mapped receive/encode buffers cost");
 ABSL_FLAG(bool, compare_perftest, true, "also run ucx_perftest on the same sizes");
 ABSL_FLAG(std::string, perftest, "/usr/bin/ucx_perftest", "path of ucx_perftest");
 ABSL_FLAG(bool, json, false,
@@ -155,12 +154,9 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseUcxConfig(
   return out;
 }
 
-// --retain-heap: keep freed memory mapped. 32 MiB is glibc's largest mmap threshold;
-// bigger blocks are still mapped afresh per allocation.
+// --retain-heap (default, as the workers): keep freed memory mapped for reuse.
 void MaybeRetainHeap() {
-  if (!absl::GetFlag(FLAGS_retain_heap)) return;
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  if (absl::GetFlag(FLAGS_retain_heap)) RetainFreedHeap();
 }
 
 UcxOptions MakeUcxOptions(const std::vector<std::pair<std::string, std::string>>& config) {
@@ -818,7 +814,8 @@ int main(int argc, char** argv) {
       "echo-expert child it starts, beside ucx_perftest on the same transport.\n"
       "usage: dataplane_bench [--sizes 1x7168,32x7168,...] [--iters 200] [--warmup 20] "
       "[--window 8] [--dtype bf16|fp8] [--combine-dtype fp32|bf16] [--ucx-tls TLS] "
-      "[--ucx-config RNDV_SCHEME=am] [--busy-poll] [--compare-perftest=false] [--json]\n"
+      "[--ucx-config RNDV_SCHEME=am] [--busy-poll] [--retain-heap] [--compare-perftest=false] "
+      "[--json]\n"
       "Run it on an otherwise idle machine; it prints the load average.");
   if (absl::GetFlag(FLAGS_peer)) return yard::bench::RunPeer();
   return yard::bench::Run();

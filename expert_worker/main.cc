@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "actor/event_loop.h"
 #include "common/cli.h"
+#include "common/heap.h"
 #include "engine/fast_model.h"
 #include "engine/model_weights.h"
 #include "expert_worker/expert_server.h"
@@ -160,6 +161,7 @@ int Run() {
 }  // namespace yard::expert_worker
 
 int main(int argc, char** argv) {
+  yard::RetainFreedHeap();  // message buffers are reused, not faulted in afresh
   yard::ParseCommandLineWithConfig(
       argc, argv,
       "expert_worker --coordinator HOST:PORT --model DIR [--slots N] [--port P] "
