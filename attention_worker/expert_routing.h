@@ -28,9 +28,14 @@ class ExpertRouting {
                                                      int64_t num_experts);
 
   uint64_t version() const { return version_; }
-  // Replicas of (layer, expert); non-empty for a MoE layer's experts.
+  // Replicas of (layer, expert): non-empty for a MoE layer's experts, empty for a dense
+  // layer or any (layer, expert) out of range, so a bad request is an error, not a crash.
   const std::vector<Replica>& replicas(int64_t layer, int64_t expert) const {
-    return table_[layer][expert];
+    static const std::vector<Replica> kNone;
+    if (layer < 0 || layer >= static_cast<int64_t>(table_.size())) return kNone;
+    const std::vector<std::vector<Replica>>& experts = table_[layer];
+    if (expert < 0 || expert >= static_cast<int64_t>(experts.size())) return kNone;
+    return experts[expert];
   }
   // Expert workers named anywhere, ascending.
   const std::vector<uint32_t>& workers() const { return workers_; }
