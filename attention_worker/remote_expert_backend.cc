@@ -16,6 +16,7 @@ RemoteExpertBackend::RemoteExpertBackend(transport::DataPlaneInterface& data_pla
 
 void RemoteExpertBackend::SetRouting(std::shared_ptr<const ExpertRouting> routing) {
   routing_ = std::move(routing);
+  next_replica_.clear();
 }
 
 absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
@@ -34,7 +35,6 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
     std::vector<int64_t> source_tokens;
   };
   std::map<PeerId, Outgoing> by_worker;
-  absl::flat_hash_map<int32_t, int64_t> seen_of_expert;
   for (int64_t i = 0; i < total; ++i) {
     const int32_t e = r.expert_ids[i];
     const std::vector<Replica>& replicas = routing.replicas(r.layer, e);
@@ -42,7 +42,7 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
       return absl::InvalidArgumentError(
           absl::StrCat("layer ", r.layer, " expert ", e, " has no replica"));
     }
-    const Replica& pick = replicas[seen_of_expert[e]++ % replicas.size()];
+    const Replica& pick = replicas[next_replica_[{r.layer, e}]++ % replicas.size()];
     Outgoing& out = by_worker[pick.worker];
     out.routes.push_back({pick.slot, static_cast<uint32_t>(i)});
     out.source_tokens.push_back(i / r.top_k);

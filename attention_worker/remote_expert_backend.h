@@ -1,7 +1,8 @@
 // The routed experts of an attention worker's MoE layers, computed on expert workers
 // over the data plane (DESIGN.md "One decode step"):
-//   Start: pick one replica per (token, expert) — the n-th row for an expert this step
-//          goes to replica n mod R, so its load spreads evenly — and send one dispatch
+//   Start: pick one replica per (token, expert) — an expert's rows take its R replicas
+//          in turn, continuing across steps (at batch 1 too), so its load spreads
+//          evenly — and send one dispatch
 //          per expert worker (activations in BF16, FP8 + per-128 scales, or FP32);
 //   Finish: wait for every worker's combine and place each unweighted output row back
 //          at its (token, top-k) position.
@@ -27,6 +28,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "attention_worker/expert_routing.h"
 #include "engine/expert_backend.h"
 #include "transport/data_plane.h"
@@ -79,6 +81,8 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
   transport::DataPlaneInterface& data_plane_;
   const RemoteExpertOptions options_;
   std::shared_ptr<const ExpertRouting> routing_;  // engine thread
+  // (layer, expert) → how many rows it has sent under routing_ (engine thread).
+  absl::flat_hash_map<std::pair<int64_t, int32_t>, uint64_t> next_replica_;
 
   // One micro-batch's request in flight (the engine thread writes it at Start; the
   // data plane thread fills `received` under mu_).

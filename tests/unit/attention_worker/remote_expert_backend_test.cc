@@ -236,7 +236,8 @@ TEST(RemoteExpertBackendTest, DispatchesSpreadReplicasRoundRobinAndCarryTheRows)
   EXPECT_EQ(stats.rows, 6u);
   EXPECT_EQ(stats.bytes_sent, plane.sent[0].bytes->size() + plane.sent[1].bytes->size());
 
-  // Expert 0 alone, five tokens of top-1: replicas alternate A, B, A, B, A.
+  // Expert 0 alone, five tokens of top-1: the turn goes on from the last step (A, B, A
+  // above), so B, A, B, A, B.
   AnswerAll(backend, plane);
   std::vector<float> out(6 * kHidden);
   ASSERT_TRUE(backend.Finish(0, out.data()).ok());
@@ -244,10 +245,31 @@ TEST(RemoteExpertBackendTest, DispatchesSpreadReplicasRoundRobinAndCarryTheRows)
   Request five(5, 1, {0, 0, 0, 0, 0});
   ASSERT_TRUE(backend.Start(five.request).ok());
   ASSERT_EQ(plane.sent.size(), 2u);
-  EXPECT_EQ(DecodeDispatch(plane.sent[0]).routes,
+  EXPECT_EQ(DecodeDispatch(plane.sent[0]).routes, (std::vector<TokenRoute>{{0, 1}, {0, 3}}));
+  EXPECT_EQ(DecodeDispatch(plane.sent[1]).routes,
             (std::vector<TokenRoute>{{0, 0}, {0, 2}, {0, 4}}));
-  EXPECT_EQ(DecodeDispatch(plane.sent[1]).routes, (std::vector<TokenRoute>{{0, 1}, {0, 3}}));
   EXPECT_GT(DecodeDispatch(plane.sent[0]).header.step_id, a.header.step_id);
+}
+
+// Batch-1 decode: one row of expert 0 per step still alternates between its replicas,
+// and a new placement starts the turn afresh.
+TEST(RemoteExpertBackendTest, OneRowPerStepAlternatesReplicasAcrossSteps) {
+  FakeDataPlane plane;
+  RemoteExpertBackend backend(plane, Options());
+  backend.SetRouting(Routing());
+  std::vector<PeerId> served;
+  for (int step = 0; step < 4; ++step) {
+    if (step == 2) backend.SetRouting(Routing(/*version=*/2));
+    plane.sent.clear();
+    Request one(1, 1, {0});
+    ASSERT_TRUE(backend.Start(one.request).ok());
+    ASSERT_EQ(plane.sent.size(), 1u);
+    served.push_back(plane.sent[0].to);
+    AnswerAll(backend, plane);
+    std::vector<float> out(kHidden);
+    ASSERT_TRUE(backend.Finish(0, out.data()).ok());
+  }
+  EXPECT_EQ(served, (std::vector<PeerId>{kWorkerA, kWorkerB, kWorkerA, kWorkerB}));
 }
 
 TEST(RemoteExpertBackendTest, Bf16DispatchCarriesRoundedValues) {
