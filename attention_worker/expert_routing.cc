@@ -12,6 +12,7 @@ absl::StatusOr<ExpertRouting> ExpertRouting::FromPlacement(const cluster::Placem
   ExpertRouting routing;
   routing.version_ = placement.version();
   routing.table_.resize(moe_layers.size());
+  routing.slots_per_layer_.assign(moe_layers.size(), 0);
   for (size_t l = 0; l < moe_layers.size(); ++l) {
     if (moe_layers[l]) routing.table_[l].resize(num_experts);
   }
@@ -21,14 +22,20 @@ absl::StatusOr<ExpertRouting> ExpertRouting::FromPlacement(const cluster::Placem
           absl::StrCat("placement v", placement.version(), ": layer ", layer.layer(),
                        " is not a MoE layer of this model"));
     }
-    for (const cluster::Slot& slot : layer.slots()) {
+    if (routing.slots_per_layer_[layer.layer()] != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "placement v", placement.version(), ": layer ", layer.layer(), " appears twice"));
+    }
+    routing.slots_per_layer_[layer.layer()] = static_cast<uint32_t>(layer.slots_size());
+    for (int physical = 0; physical < layer.slots_size(); ++physical) {
+      const cluster::Slot& slot = layer.slots(physical);
       if (slot.logical_expert() >= num_experts) {
         return absl::InvalidArgumentError(absl::StrCat(
             "placement v", placement.version(), ": layer ", layer.layer(), " names expert ",
             slot.logical_expert(), "; the model has ", num_experts));
       }
       routing.table_[layer.layer()][slot.logical_expert()].push_back(
-          Replica{slot.worker_id(), slot.slot()});
+          Replica{slot.worker_id(), slot.slot(), static_cast<uint32_t>(physical)});
       routing.workers_.push_back(slot.worker_id());
     }
   }

@@ -14,6 +14,7 @@ namespace yard::attention_worker {
 struct Replica {
   uint32_t worker = 0;
   uint32_t slot = 0;
+  uint32_t physical = 0;  // its index among its layer's slots in the placement
 };
 
 // Immutable once built; shared between the engine thread and whoever installs a new
@@ -39,11 +40,14 @@ class ExpertRouting {
   }
   // Expert workers named anywhere, ascending.
   const std::vector<uint32_t>& workers() const { return workers_; }
+  // Physical slots of each layer, in the placement's order (0 for a dense layer).
+  const std::vector<uint32_t>& slots_per_layer() const { return slots_per_layer_; }
 
  private:
   uint64_t version_ = 0;
   std::vector<std::vector<std::vector<Replica>>> table_;  // [layer][expert] → replicas
   std::vector<uint32_t> workers_;
+  std::vector<uint32_t> slots_per_layer_;
 };
 
 }  // namespace yard::attention_worker

@@ -53,6 +53,9 @@ ABSL_FLAG(int32_t, micro_batches, 2,
 ABSL_FLAG(int64_t, kv_cache_mb, 1024, "Memory for the latent KV cache, MiB.");
 ABSL_FLAG(int64_t, max_context, 4096, "Longest sequence (prompt + generated).");
 ABSL_FLAG(int32_t, heartbeat_ms, 500, "Heartbeat interval to the coordinator.");
+ABSL_FLAG(int32_t, load_report_ms, 2000,
+          "Interval of the routed-token counts per expert and slot sent to the coordinator "
+          "(rounded up to whole heartbeats).");
 ABSL_FLAG(int32_t, expert_timeout_ms, 30000,
           "A dispatch whose combine is not back within this fails its step.");
 ABSL_FLAG(int32_t, register_timeout_s, 60, "How long to wait for the coordinator at start.");
@@ -109,6 +112,7 @@ int Run() {
   if (!config.ok()) return Fail(config.status().message());
   RemoteExpertOptions remote_options;
   remote_options.hidden = config->hidden_size;
+  remote_options.num_experts = config->n_routed_experts;
   remote_options.dispatch_dtype = *wire;
   remote_options.timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
   RemoteExpertBackend remote(plane, remote_options);
@@ -193,12 +197,26 @@ int Run() {
     pending_routing = std::make_shared<const ExpertRouting>(*std::move(routing));
     runner->Post([](engine::Engine&) {});  // wake the engine thread to install it
   });
+  const auto heartbeat = std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
+  const auto load_interval = std::chrono::milliseconds(absl::GetFlag(FLAGS_load_report_ms));
+  auto last_load_report = std::chrono::steady_clock::now();
   coordinator->StartHeartbeats(
-      std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms)),
+      heartbeat,
       [&] {
         const uint64_t installed = installed_version.load();
         if (installed > acked_version.load() && client->AckPlacement(id, installed).ok()) {
           acked_version.store(installed);
+        }
+        // The heartbeat thread also carries the load counts (a report lost to an error
+        // is dropped: the coordinator's window is statistics, not accounting).
+        if (std::chrono::steady_clock::now() - last_load_report >= load_interval) {
+          last_load_report = std::chrono::steady_clock::now();
+          for (const cluster::LoadReport& report : remote.TakeLoad(id)) {
+            if (absl::Status s = client->ReportLoad(report); !s.ok()) {
+              std::fprintf(stderr, "attention_worker: load report: %s\n",
+                           std::string(s.message()).c_str());
+            }
+          }
         }
         const EngineLoad load = runner->load();
         cluster::HeartbeatRequest beat;

@@ -12,11 +12,12 @@ using transport::PeerId;
 
 RemoteExpertBackend::RemoteExpertBackend(transport::DataPlaneInterface& data_plane,
                                          const RemoteExpertOptions& options)
-    : data_plane_(data_plane), options_(options) {}
+    : data_plane_(data_plane), options_(options), load_(options.num_experts) {}
 
 void RemoteExpertBackend::SetRouting(std::shared_ptr<const ExpertRouting> routing) {
   routing_ = std::move(routing);
   next_replica_.clear();
+  if (routing_ != nullptr) load_.Install(*routing_);
 }
 
 absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
@@ -43,6 +44,7 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
           absl::StrCat("layer ", r.layer, " expert ", e, " has no replica"));
     }
     const Replica& pick = replicas[next_replica_[{r.layer, e}]++ % replicas.size()];
+    load_.Count(r.layer, e, pick);
     Outgoing& out = by_worker[pick.worker];
     out.routes.push_back({pick.slot, static_cast<uint32_t>(i)});
     out.source_tokens.push_back(i / r.top_k);

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "attention_worker/expert_load.h"
 #include "attention_worker/expert_routing.h"
 #include "engine/expert_backend.h"
 #include "transport/data_plane.h"
@@ -38,6 +39,8 @@ namespace yard::attention_worker {
 
 struct RemoteExpertOptions {
   int64_t hidden = 0;
+  // The model's routed experts, for the load counts (0: no counting).
+  int64_t num_experts = 0;
   // Activations on the wire: kBF16, kFP8E4M3 or kFP32.
   transport::WireDType dispatch_dtype = transport::WireDType::kBF16;
   // A combine not back within this fails the step (DeadlineExceeded).
@@ -71,6 +74,9 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
   void OnPeerError(transport::PeerId peer, absl::Status why);
 
   RemoteExpertStats stats() const;
+  // Routed rows per (layer, expert) and per physical slot since the last call (any
+  // thread; see ExpertLoadCounter).
+  std::vector<cluster::LoadReport> TakeLoad(uint32_t worker_id) { return load_.Take(worker_id); }
 
  private:
   struct Received {
@@ -81,6 +87,7 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
   transport::DataPlaneInterface& data_plane_;
   const RemoteExpertOptions options_;
   std::shared_ptr<const ExpertRouting> routing_;  // engine thread
+  ExpertLoadCounter load_;
   // (layer, expert) → how many rows it has sent under routing_ (engine thread).
   absl::flat_hash_map<std::pair<int64_t, int32_t>, uint64_t> next_replica_;
 

@@ -131,10 +131,10 @@ grpc::ServerUnaryReactor* ClusterService::AckPlacement(grpc::CallbackServerConte
 }
 
 grpc::ServerUnaryReactor* ClusterService::ReportLoad(grpc::CallbackServerContext* context,
-                                                     const cluster::LoadReport*,
+                                                     const cluster::LoadReport* request,
                                                      cluster::LoadReportResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(transport::ToGrpc(load_.Add(*request)));
   return reactor;
 }
 

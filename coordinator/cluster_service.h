@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "actor/actor.h"
+#include "coordinator/expert_load_window.h"
 #include "coordinator/membership.h"
 #include "coordinator/placement_controller.h"
 #include "proto/cluster.grpc.pb.h"
@@ -16,15 +17,19 @@ namespace yard::coordinator {
 // finish from their answers. Each WatchPlacement stream is a small actor on
 // `executor` that writes the newest placement, one write at a time.
 //
-// AckPlacement and ReportLoad are accepted and not yet used (rebalancing is not built).
+// ReportLoad adds to the load window (malformed: INVALID_ARGUMENT). AckPlacement is
+// accepted and not yet used.
 //
-// Thread rule: handlers run on gRPC threads. Ownership: `membership` and `placement`
-// are borrowed and must outlive the service and the server.
+// Thread rule: handlers run on gRPC threads. Ownership: `membership`, `placement` and
+// `load` are borrowed and must outlive the service and the server.
 class ClusterService final : public cluster::Cluster::CallbackService {
  public:
   ClusterService(Membership& membership, PlacementController& placement,
-                 actor::Actor::Executor executor)
-      : membership_(membership), placement_(placement), executor_(std::move(executor)) {}
+                 ExpertLoadWindow& load, actor::Actor::Executor executor)
+      : membership_(membership),
+        placement_(placement),
+        load_(load),
+        executor_(std::move(executor)) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const cluster::RegisterRequest* request,
@@ -45,6 +50,7 @@ class ClusterService final : public cluster::Cluster::CallbackService {
  private:
   Membership& membership_;
   PlacementController& placement_;
+  ExpertLoadWindow& load_;
   const actor::Actor::Executor executor_;
 };
 

@@ -69,6 +69,8 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
       std::move(placement_options), *loader,
       [membership](uint64_t version) { membership->SetPlacementVersion(version); }, executor);
   router_ = std::make_unique<Router>(executor);
+  load_ = std::make_unique<ExpertLoadWindow>(MoeLayers(config_), config_.n_routed_experts,
+                                             options_.load_window, clock);
   membership_->Subscribe(placement_->MakeListener());
   membership_->Subscribe(router_->MakeListener());
   membership_->StartLivenessTimer(
@@ -82,7 +84,7 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   deps.compute = &compute_;
   deps.executor = executor;
   generation_ = std::make_unique<GenerationService>(std::move(deps), limits_);
-  cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, executor);
+  cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, *load_, executor);
   admin_ = std::make_unique<AdminService>(*membership_, *placement_, *router_);
 }
 

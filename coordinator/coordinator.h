@@ -17,6 +17,7 @@
 #include "coordinator/admin_service.h"
 #include "coordinator/clock.h"
 #include "coordinator/cluster_service.h"
+#include "coordinator/expert_load_window.h"
 #include "coordinator/expert_loader.h"
 #include "coordinator/generation_service.h"
 #include "coordinator/membership.h"
@@ -46,6 +47,8 @@ struct CoordinatorOptions {
   int64_t max_context = 4096;
   // Threads tokenizing prompts.
   int compute_threads = 2;
+  // How far back the expert load statistics reach.
+  absl::Duration load_window = absl::Seconds(60);
 };
 
 // Thread rule: Create, Start, BeginDrain and Shutdown are called from one thread (main
@@ -82,6 +85,7 @@ class Coordinator {
 
   const model::ModelConfig& config() const { return config_; }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ExpertLoadWindow& load() const { return *load_; }
   int64_t max_context() const { return limits_.max_context; }
 
  private:
@@ -98,6 +102,7 @@ class Coordinator {
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<PlacementController> placement_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<ExpertLoadWindow> load_;
   std::unique_ptr<GenerationService> generation_;
   std::unique_ptr<ClusterService> cluster_;
   std::unique_ptr<AdminService> admin_;

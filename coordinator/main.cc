@@ -35,6 +35,8 @@ ABSL_FLAG(int64_t, max_context, 4096,
 ABSL_FLAG(int, drain_timeout_s, 30,
           "on SIGINT/SIGTERM, how long to wait for in-flight requests before exiting");
 ABSL_FLAG(int, threads, 4, "event-loop threads running the coordinator's actors");
+ABSL_FLAG(int64_t, load_window_s, 60,
+          "how far back the expert load statistics (routed tokens per expert) reach, seconds");
 
 int main(int argc, char** argv) {
   yard::ParseCommandLineWithConfig(argc, argv,
@@ -52,6 +54,8 @@ int main(int argc, char** argv) {
   options.expert_workers = absl::GetFlag(FLAGS_expert_workers);
   options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
   options.max_context = absl::GetFlag(FLAGS_max_context);
+  if (absl::GetFlag(FLAGS_load_window_s) < 1) return yard::Fail("--load-window-s: must be >= 1");
+  options.load_window = absl::Seconds(absl::GetFlag(FLAGS_load_window_s));
   if (options.port < 0 || options.port > 65535) return yard::Fail("--port: must be in [0, 65535]");
   if (absl::GetFlag(FLAGS_threads) < 1) return yard::Fail("--threads: must be >= 1");
 

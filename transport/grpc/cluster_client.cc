@@ -100,4 +100,11 @@ absl::Status ClusterClient::AckPlacement(uint32_t worker_id, uint64_t version) {
   return FromGrpc(stub_->AckPlacement(&context, request, &response));
 }
 
+absl::Status ClusterClient::ReportLoad(const cluster::LoadReport& report) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  cluster::LoadReportResponse response;
+  return FromGrpc(stub_->ReportLoad(&context, report, &response));
+}
+
 }  // namespace yard::transport

@@ -50,6 +50,7 @@ class ClusterClient {
                            std::function<void(const cluster::Placement&)> on_placement);
 
   absl::Status AckPlacement(uint32_t worker_id, uint64_t version);
+  absl::Status ReportLoad(const cluster::LoadReport& report);
 
  private:
   // Waits up to `d` or until stopping; false when stopping.

@@ -81,6 +81,7 @@ RemoteExpertOptions Options(WireDType dtype = WireDType::kFP32,
                             std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
   RemoteExpertOptions o;
   o.hidden = kHidden;
+  o.num_experts = kExperts;
   o.dispatch_dtype = dtype;
   o.timeout = timeout;
   return o;
@@ -270,6 +271,16 @@ TEST(RemoteExpertBackendTest, OneRowPerStepAlternatesReplicasAcrossSteps) {
     ASSERT_TRUE(backend.Finish(0, out.data()).ok());
   }
   EXPECT_EQ(served, (std::vector<PeerId>{kWorkerA, kWorkerB, kWorkerA, kWorkerB}));
+  // Every row was counted for its expert and its physical slot, per placement version.
+  std::vector<cluster::LoadReport> load = backend.TakeLoad(42);
+  ASSERT_EQ(load.size(), 2u);
+  for (const cluster::LoadReport& report : load) {
+    EXPECT_EQ(report.worker_id(), 42u);
+    ASSERT_EQ(report.layers_size(), 1);
+    EXPECT_EQ(report.layers(0).layer(), static_cast<uint32_t>(kLayer));
+    EXPECT_EQ(report.layers(0).tokens_per_expert(0), 2u) << report.placement_version();
+  }
+  EXPECT_EQ(load[1].placement_version(), 2u);
 }
 
 TEST(RemoteExpertBackendTest, Bf16DispatchCarriesRoundedValues) {
