@@ -1,9 +1,109 @@
 #include "coordinator/admin_service.h"
 
+#include <algorithm>
 #include <map>
+#include <set>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "transport/grpc/grpc_status.h"
+
 namespace yard::coordinator {
+namespace {
+
+// Equal strings, in time that depends on the lengths only.
+bool SameToken(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+grpc::Status AdminService::Authenticate(const grpc::CallbackServerContext& context) const {
+  if (admin_token_.empty()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "admin calls are disabled: the coordinator has no admin token "
+                        "(--admin-token-file or YARD_TOKEN)");
+  }
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (it == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "admin token required (yardctl --token or YARD_TOKEN)");
+  }
+  const std::string_view value(it->second.data(), it->second.size());
+  if (value.substr(0, kBearer.size()) != kBearer ||
+      !SameToken(value.substr(kBearer.size()), admin_token_)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+  }
+  return grpc::Status::OK;
+}
+
+double LayerImbalance(const cluster::LayerPlacement& layer,
+                      const std::vector<uint64_t>& tokens_per_expert,
+                      const std::vector<uint32_t>& workers) {
+  std::map<uint32_t, int> replicas;
+  for (const cluster::Slot& slot : layer.slots()) ++replicas[slot.logical_expert()];
+  std::map<uint32_t, double> load;
+  for (uint32_t w : workers) load[w] = 0.0;
+  double total = 0.0;
+  for (const cluster::Slot& slot : layer.slots()) {
+    const uint32_t e = slot.logical_expert();
+    if (e >= tokens_per_expert.size()) continue;
+    const double share = static_cast<double>(tokens_per_expert[e]) / replicas[e];
+    load[slot.worker_id()] += share;
+    total += share;
+  }
+  if (total <= 0.0 || load.empty()) return 0.0;
+  double max = 0.0;
+  for (const auto& [w, l] : load) max = std::max(max, l);
+  return max / (total / static_cast<double>(load.size()));
+}
+
+absl::StatusOr<admin::ExpertsResponse> MakeExpertsResponse(const ExpertLoadTotals& totals,
+                                                           const cluster::Placement& placement,
+                                                           std::optional<uint32_t> layer) {
+  if (layer.has_value() &&
+      std::find(totals.layers.begin(), totals.layers.end(), *layer) == totals.layers.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("layer ", *layer, " is not a MoE layer"));
+  }
+  std::set<uint32_t> worker_set;
+  std::map<uint32_t, const cluster::LayerPlacement*> by_layer;
+  for (const cluster::LayerPlacement& l : placement.layers()) {
+    by_layer[l.layer()] = &l;
+    for (const cluster::Slot& slot : l.slots()) worker_set.insert(slot.worker_id());
+  }
+  const std::vector<uint32_t> workers(worker_set.begin(), worker_set.end());
+  admin::ExpertsResponse response;
+  response.set_placement_version(placement.version());
+  response.set_window_seconds(absl::ToDoubleSeconds(totals.covered));
+  response.set_reports(totals.reports);
+  for (size_t i = 0; i < totals.layers.size(); ++i) {
+    const uint32_t id = totals.layers[i];
+    if (layer.has_value() && id != *layer) continue;
+    admin::LayerLoadStatus* out = response.add_layers();
+    out->set_layer(id);
+    for (uint64_t n : totals.tokens_per_expert[i]) out->add_tokens_per_expert(n);
+    auto placed = by_layer.find(id);
+    if (placed == by_layer.end()) continue;
+    const bool counted = totals.slot_version == placement.version();
+    const std::vector<uint64_t>& slot_tokens = totals.tokens_per_slot[i];
+    for (int s = 0; s < placed->second->slots_size(); ++s) {
+      const cluster::Slot& slot = placed->second->slots(s);
+      admin::SlotLoadStatus* status = out->add_slots();
+      status->set_worker_id(slot.worker_id());
+      status->set_slot(slot.slot());
+      status->set_logical_expert(slot.logical_expert());
+      status->set_tokens(counted && static_cast<size_t>(s) < slot_tokens.size() ? slot_tokens[s]
+                                                                                 : 0);
+    }
+    out->set_imbalance(LayerImbalance(*placed->second, totals.tokens_per_expert[i], workers));
+  }
+  return response;
+}
 
 admin::StatusResponse MakeStatusResponse(const WorkerSnapshot& workers,
                                          const ClusterState& state, const RouterLoad& load) {
@@ -39,6 +139,10 @@ grpc::ServerUnaryReactor* AdminService::Status(grpc::CallbackServerContext* cont
                                                const admin::StatusRequest*,
                                                admin::StatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   PlacementController* placement = &placement_;
   Router* router = &router_;
   membership_.Snapshot([reactor, response, placement, router](WorkerSnapshot workers) {
@@ -50,6 +154,26 @@ grpc::ServerUnaryReactor* AdminService::Status(grpc::CallbackServerContext* cont
         reactor->Finish(grpc::Status::OK);
       });
     });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::Experts(grpc::CallbackServerContext* context,
+                                                const admin::ExpertsRequest* request,
+                                                admin::ExpertsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
+  std::optional<uint32_t> layer;
+  if (request->has_layer()) layer = request->layer();
+  ExpertLoadTotals totals = load_.Totals();
+  placement_.GetState([reactor, response, layer, totals = std::move(totals)](ClusterState state) {
+    absl::StatusOr<admin::ExpertsResponse> made =
+        MakeExpertsResponse(totals, state.placement, layer);
+    if (made.ok()) *response = *std::move(made);
+    reactor->Finish(transport::ToGrpc(made.status()));
   });
   return reactor;
 }

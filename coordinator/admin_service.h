@@ -1,9 +1,16 @@
-// The operator's Admin service (yardctl): cluster status.
+// The operator's Admin service (yardctl): cluster status and expert load; every call
+// needs the admin token.
 #ifndef SWITCHYARD_COORDINATOR_ADMIN_SERVICE_H_
 #define SWITCHYARD_COORDINATOR_ADMIN_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/expert_load_window.h"
 #include "coordinator/membership.h"
 #include "coordinator/placement_controller.h"
 #include "coordinator/router.h"
@@ -12,24 +19,54 @@
 namespace yard::coordinator {
 
 // Status asks Membership, then PlacementController, then Router (each answer posts
-// the next question) and finishes from the last answer.
+// the next question) and finishes from the last answer. Experts reads the load window
+// and the published placement.
 //
-// Thread rule: handlers run on gRPC threads and only post. Ownership: the three
-// actors are borrowed and must outlive the service and the server.
+// Every call first checks the metadata `authorization: Bearer TOKEN` against
+// `admin_token` (constant-time); a missing or wrong token, or an empty admin_token
+// (admin disabled), is UNAUTHENTICATED.
+//
+// Thread rule: handlers run on gRPC threads and only post. Ownership: the actors and
+// the load window are borrowed and must outlive the service and the server.
 class AdminService final : public admin::Admin::CallbackService {
  public:
-  AdminService(Membership& membership, PlacementController& placement, Router& router)
-      : membership_(membership), placement_(placement), router_(router) {}
+  AdminService(Membership& membership, PlacementController& placement, Router& router,
+               const ExpertLoadWindow& load, std::string admin_token)
+      : membership_(membership),
+        placement_(placement),
+        router_(router),
+        load_(load),
+        admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context,
                                    const admin::StatusRequest* request,
                                    admin::StatusResponse* response) override;
+  grpc::ServerUnaryReactor* Experts(grpc::CallbackServerContext* context,
+                                    const admin::ExpertsRequest* request,
+                                    admin::ExpertsResponse* response) override;
 
  private:
+  // OK, or the UNAUTHENTICATED status to finish with.
+  grpc::Status Authenticate(const grpc::CallbackServerContext& context) const;
+
   Membership& membership_;
   PlacementController& placement_;
   Router& router_;
+  const ExpertLoadWindow& load_;
+  const std::string admin_token_;
 };
+
+// Max worker load / mean worker load of one layer: `tokens_per_expert[e]` split evenly
+// over e's replicas in `layer`, summed per worker, over the workers in `workers`
+// (those without a slot of this layer count as 0). 0 when nothing was routed.
+double LayerImbalance(const cluster::LayerPlacement& layer,
+                      const std::vector<uint64_t>& tokens_per_expert,
+                      const std::vector<uint32_t>& workers);
+
+// The ExpertsResponse for these totals and this placement (`layer`: one layer only).
+absl::StatusOr<admin::ExpertsResponse> MakeExpertsResponse(const ExpertLoadTotals& totals,
+                                                           const cluster::Placement& placement,
+                                                           std::optional<uint32_t> layer);
 
 // The StatusResponse for one consistent-enough view of the three actors.
 admin::StatusResponse MakeStatusResponse(const WorkerSnapshot& workers,

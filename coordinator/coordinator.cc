@@ -85,7 +85,8 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   deps.executor = executor;
   generation_ = std::make_unique<GenerationService>(std::move(deps), limits_);
   cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, *load_, executor);
-  admin_ = std::make_unique<AdminService>(*membership_, *placement_, *router_);
+  admin_ = std::make_unique<AdminService>(*membership_, *placement_, *router_, *load_,
+                                          options_.admin_token);
 }
 
 Coordinator::~Coordinator() {

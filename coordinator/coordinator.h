@@ -49,6 +49,8 @@ struct CoordinatorOptions {
   int compute_threads = 2;
   // How far back the expert load statistics reach.
   absl::Duration load_window = absl::Seconds(60);
+  // What Admin calls must present (`authorization: Bearer TOKEN`); empty: all refused.
+  std::string admin_token;
 };
 
 // Thread rule: Create, Start, BeginDrain and Shutdown are called from one thread (main

@@ -4,6 +4,8 @@
 // exits 0.
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -35,6 +37,9 @@ ABSL_FLAG(int64_t, max_context, 4096,
 ABSL_FLAG(int, drain_timeout_s, 30,
           "on SIGINT/SIGTERM, how long to wait for in-flight requests before exiting");
 ABSL_FLAG(int, threads, 4, "event-loop threads running the coordinator's actors");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "file whose first line is the token Admin calls (yardctl) must present; without "
+          "it, the environment's YARD_TOKEN; with neither, Admin calls are refused");
 ABSL_FLAG(int64_t, load_window_s, 60,
           "how far back the expert load statistics (routed tokens per expert) reach, seconds");
 
@@ -57,6 +62,18 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_load_window_s) < 1) return yard::Fail("--load-window-s: must be >= 1");
   options.load_window = absl::Seconds(absl::GetFlag(FLAGS_load_window_s));
   if (options.port < 0 || options.port > 65535) return yard::Fail("--port: must be in [0, 65535]");
+  if (const std::string file = absl::GetFlag(FLAGS_admin_token_file); !file.empty()) {
+    std::ifstream in(file);
+    if (!in) return yard::Fail("--admin-token-file: cannot read " + file);
+    std::getline(in, options.admin_token);
+    if (options.admin_token.empty()) return yard::Fail("--admin-token-file: " + file + " is empty");
+  } else if (const char* env = std::getenv("YARD_TOKEN"); env != nullptr) {
+    options.admin_token = env;
+  }
+  if (options.admin_token.empty()) {
+    std::cerr << "coordinator: no admin token (--admin-token-file or YARD_TOKEN): Admin calls "
+                 "will be refused\n";
+  }
   if (absl::GetFlag(FLAGS_threads) < 1) return yard::Fail("--threads: must be >= 1");
 
   yard::actor::EventLoop loop(absl::GetFlag(FLAGS_threads));

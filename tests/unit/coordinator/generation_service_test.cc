@@ -164,6 +164,7 @@ TEST(GenerationServiceTest, RoutesToTheLeastLoadedWorker) {
   // Admin.Status shows the workers and the request in flight.
   admin::StatusResponse status;
   grpc::ClientContext admin_context;
+  testing::TestCoordinator::Authorize(admin_context);
   ASSERT_TRUE(cluster.admin->Status(&admin_context, admin::StatusRequest(), &status).ok());
   ASSERT_EQ(status.workers_size(), 3);
   EXPECT_EQ(status.workers(1).id(), idle_id);

@@ -42,8 +42,12 @@ inline std::string TinyModelDir(const std::string& name) {
 // A coordinator serving on 127.0.0.1:<picked port>, its actors on a 2-thread loop.
 class TestCoordinator {
  public:
-  explicit TestCoordinator(CoordinatorOptions options) : loop_(2) {
+  static constexpr const char* kAdminToken = "test-admin-token";
+
+  // Without an admin_token in `options`, kAdminToken unless `admin_disabled`.
+  explicit TestCoordinator(CoordinatorOptions options, bool admin_disabled = false) : loop_(2) {
     if (options.model_dir.empty()) options.model_dir = TinyModelDir("model");
+    if (options.admin_token.empty() && !admin_disabled) options.admin_token = kAdminToken;
     auto created = Coordinator::Create(options, clock_, loop_.executor());
     EXPECT_TRUE(created.ok()) << created.status();
     coordinator_ = *std::move(created);
@@ -65,6 +69,11 @@ class TestCoordinator {
   }
 
   Coordinator& coordinator() { return *coordinator_; }
+
+  // Adds the admin token to an Admin call's context.
+  static void Authorize(grpc::ClientContext& context) {
+    context.AddMetadata("authorization", std::string("Bearer ") + kAdminToken);
+  }
   const std::string& address() const { return address_; }
 
   // Registers a worker; returns its id (0 on failure).
