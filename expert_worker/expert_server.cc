@@ -61,6 +61,11 @@ void ExpertServer::RunOnComputeThread(std::function<void()> task) {
 }
 
 absl::Status ExpertServer::LoadSlots(const std::vector<SlotLoad>& loads) {
+  // The weights' pages are read here, on the caller's thread; the compute thread then
+  // only installs pointers between two batches, so no step waits on the loading.
+  for (const SlotLoad& l : loads) {
+    if (absl::Status s = slots_.Prefetch(l.layer, l.logical_expert); !s.ok()) return s;
+  }
   absl::Status status;
   RunOnComputeThread([&] {
     for (const SlotLoad& l : loads) {

@@ -10,7 +10,8 @@
 // counted — the sender's deadline re-routes it — and never crashes the worker.
 //
 //   OnDispatch ─▶ inbox ─▶ [compute thread] decode → group by layer → experts → combine ─▶ Send
-//   LoadSlots / ReleaseSlots ─▶ control queue ─▶ [compute thread] between batches
+//   LoadSlots (pages prefetched on the caller's thread) / ReleaseSlots ─▶ control queue
+//     ─▶ [compute thread] between batches
 #ifndef SWITCHYARD_EXPERT_WORKER_EXPERT_SERVER_H_
 #define SWITCHYARD_EXPERT_WORKER_EXPERT_SERVER_H_
 

@@ -23,11 +23,8 @@ void TouchPages(const kernels::cpu::WeightView& w) {
 ExpertSlots::ExpertSlots(const engine::ModelViews& views, uint32_t capacity)
     : views_(views), slots_(capacity) {}
 
-absl::Status ExpertSlots::Load(uint32_t slot, uint32_t layer, uint32_t logical_expert) {
-  if (slot >= slots_.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("slot ", slot, " beyond this worker's ", slots_.size(), " slots"));
-  }
+absl::StatusOr<const engine::SwiGluViews*> ExpertSlots::Expert(uint32_t layer,
+                                                              uint32_t logical_expert) const {
   if (layer >= views_.layers.size() || !views_.layers[layer].moe) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " has no routed experts"));
   }
@@ -36,17 +33,32 @@ absl::Status ExpertSlots::Load(uint32_t slot, uint32_t layer, uint32_t logical_e
     return absl::InvalidArgumentError(absl::StrCat("expert ", logical_expert, " of layer ",
                                                    layer, ": the layer has ", experts.size()));
   }
+  return &experts[logical_expert];
+}
+
+absl::Status ExpertSlots::Prefetch(uint32_t layer, uint32_t logical_expert) const {
+  absl::StatusOr<const engine::SwiGluViews*> w = Expert(layer, logical_expert);
+  if (!w.ok()) return w.status();
+  TouchPages((*w)->gate);
+  TouchPages((*w)->up);
+  TouchPages((*w)->down);
+  return absl::OkStatus();
+}
+
+absl::Status ExpertSlots::Load(uint32_t slot, uint32_t layer, uint32_t logical_expert) {
+  if (slot >= slots_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("slot ", slot, " beyond this worker's ", slots_.size(), " slots"));
+  }
+  absl::StatusOr<const engine::SwiGluViews*> w = Expert(layer, logical_expert);
+  if (!w.ok()) return w.status();
   std::optional<SlotContents>& s = slots_[slot];
   if (s.has_value()) {
     if (s->layer == layer && s->logical_expert == logical_expert) return absl::OkStatus();
     return absl::FailedPreconditionError(
         absl::StrCat("slot ", slot, " holds expert ", s->logical_expert, " of layer ", s->layer));
   }
-  const engine::SwiGluViews& w = experts[logical_expert];
-  TouchPages(w.gate);
-  TouchPages(w.up);
-  TouchPages(w.down);
-  s = SlotContents{layer, logical_expert, &w};
+  s = SlotContents{layer, logical_expert, *w};
   return absl::OkStatus();
 }
 

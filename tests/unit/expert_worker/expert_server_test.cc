@@ -317,8 +317,13 @@ TEST(ExpertServerTest, LoadSlotsErrorsAreReturnedAndStopTheList) {
   EXPECT_EQ(h.server().LoadSlots({{0, 0, 0}}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(h.server().LoadSlots({{0, 1, kExperts}}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(h.server().SlotsUsed(), 0u);
-  // The first error stops the list: slot 0 is loaded, slot 1 is not.
+  // Every expert is checked (and prefetched) before any slot changes: a bad expert
+  // anywhere in the list loads nothing.
   EXPECT_EQ(h.server().LoadSlots({{0, 1, 0}, {1, 7, 0}, {1, 1, 1}}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.server().SlotsUsed(), 0u);
+  // A slot error stops the list: slot 0 is loaded, then slot 9 is beyond the capacity.
+  EXPECT_EQ(h.server().LoadSlots({{0, 1, 0}, {9, 1, 0}, {1, 1, 1}}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(h.server().SlotsUsed(), 1u);
   EXPECT_EQ(h.server().LoadSlots({{0, 1, 1}}).code(), absl::StatusCode::kFailedPrecondition);

@@ -87,6 +87,16 @@ TEST(ExpertSlotsTest, ExpertIdOutOfRangeIsInvalidArgument) {
   EXPECT_TRUE(slots.Load(0, 1, kExperts - 1).ok());
 }
 
+TEST(ExpertSlotsTest, PrefetchChecksTheExpertAndChangesNoSlot) {
+  TestExperts experts;
+  ExpertSlots slots(experts.views(), 2);
+  EXPECT_TRUE(slots.Prefetch(1, kExperts - 1).ok());
+  EXPECT_EQ(slots.Prefetch(0, 0).code(), absl::StatusCode::kInvalidArgument);  // dense layer
+  EXPECT_EQ(slots.Prefetch(kLayers, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(slots.Prefetch(1, kExperts).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(slots.used(), 0u);
+}
+
 TEST(ExpertSlotsTest, ReloadingTheSameExpertIsOk) {
   TestExperts experts;
   ExpertSlots slots(experts.views(), 2);
