@@ -2,6 +2,8 @@
 //   yardctl generate --addr HOST:PORT (--prompt TEXT | --chat TEXT) --max-tokens N
 //       [--temperature T] [--seed S] [--logprobs K] [--json]
 //   yardctl health --addr HOST:PORT [--json]
+//   yardctl plan --trace FILE.json --slots R --groups G --nodes N --workers W
+//       [--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]
 #include <chrono>
 #include <iostream>
 
@@ -14,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "common/cli.h"
 #include "tools/yardctl/generate_command.h"
+#include "tools/yardctl/plan_command.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "The coordinator's host:port.");
 ABSL_FLAG(std::string, prompt, "", "generate: the prompt text (raw, no chat template).");
@@ -24,8 +27,24 @@ ABSL_FLAG(int64_t, seed, -1, "generate: sampling seed (-1: the server picks).");
 ABSL_FLAG(int32_t, logprobs, 0, "generate: top-k log-probabilities per token (0..20).");
 ABSL_FLAG(bool, json, false,
           "Print one JSON line at the end instead of streaming text (generate: "
-          "{\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\", \"logprobs\"}).");
+          "{\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\", \"logprobs\"}; "
+          "plan: after the report, {\"imbalance_before\", \"imbalance_after\", "
+          "\"slots_changed\", \"time_ms\"}).");
 ABSL_FLAG(int64_t, timeout_s, 600, "Deadline of the call, seconds.");
+ABSL_FLAG(std::string, trace, "",
+          "plan: load trace, {\"load\": [[tokens per logical expert] per layer]}.");
+ABSL_FLAG(int32_t, slots, 0, "plan: physical expert slots per layer (R >= experts).");
+ABSL_FLAG(int32_t, groups, 1, "plan: expert groups (G divides the experts).");
+ABSL_FLAG(int32_t, nodes, 1,
+          "plan: nodes (N divides --workers); G % N != 0 plans globally, as one node.");
+ABSL_FLAG(int32_t, workers, 0, "plan: expert workers (W divides --slots).");
+ABSL_FLAG(std::string, current, "",
+          "plan: the placement in use, {\"phy2log\": [[logical expert per slot] per layer]}; "
+          "the plan keeps experts in place where that costs little balance.");
+ABSL_FLAG(std::string, out, "", "plan: write the plan here, in --current's format.");
+ABSL_FLAG(double, tolerance, 0.05,
+          "plan: keep the current placement of a layer while its imbalance is within this "
+          "fraction of a fresh plan's.");
 
 namespace {
 
@@ -61,9 +80,11 @@ int main(int argc, char** argv) {
       "yardctl COMMAND [FLAGS]\n"
       "  generate --addr HOST:PORT (--prompt TEXT | --chat TEXT) --max-tokens N "
       "[--temperature T] [--seed S] [--logprobs K] [--json]\n"
-      "  health --addr HOST:PORT [--json]   (exit 0: serving, 2: not yet, 1: unreachable)");
+      "  health --addr HOST:PORT [--json]   (exit 0: serving, 2: not yet, 1: unreachable)\n"
+      "  plan --trace FILE.json --slots R --groups G --nodes N --workers W "
+      "[--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]");
   if (positional.size() != 2) {
-    return yard::Fail("expected one command (generate, health); see --help");
+    return yard::Fail("expected one command (generate, health, plan); see --help");
   }
   const std::string& command = positional[1];
   if (command == "health") {
@@ -81,6 +102,24 @@ int main(int argc, char** argv) {
     args.json = absl::GetFlag(FLAGS_json);
     args.timeout_s = absl::GetFlag(FLAGS_timeout_s);
     const absl::Status status = yard::tools::RunGenerate(args, std::cout);
+    if (!status.ok()) {
+      return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
+                        std::string(status.message()));
+    }
+    return 0;
+  }
+  if (command == "plan") {
+    yard::tools::PlanArgs args;
+    args.trace_path = absl::GetFlag(FLAGS_trace);
+    args.slots = absl::GetFlag(FLAGS_slots);
+    args.groups = absl::GetFlag(FLAGS_groups);
+    args.nodes = absl::GetFlag(FLAGS_nodes);
+    args.workers = absl::GetFlag(FLAGS_workers);
+    args.current_path = absl::GetFlag(FLAGS_current);
+    args.out_path = absl::GetFlag(FLAGS_out);
+    args.tolerance = absl::GetFlag(FLAGS_tolerance);
+    args.json = absl::GetFlag(FLAGS_json);
+    const absl::Status status = yard::tools::RunPlan(args, std::cout);
     if (!status.ok()) {
       return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
                         std::string(status.message()));
