@@ -5,8 +5,9 @@
 namespace yard {
 
 void RetainFreedHeap() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_ARENA_MAX, 1);
 }
 
 }  // namespace yard
