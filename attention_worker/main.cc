@@ -21,7 +21,7 @@
 #include "attention_worker/expert_routing.h"
 #include "attention_worker/remote_expert_backend.h"
 #include "common/cli.h"
-#include "common/heap.h"
+#include "common/process_memory.h"
 #include "engine/dispatch_precision.h"
 #include "engine/local_engine.h"
 #include "model/tokenizer/tokenizer.h"

@@ -63,7 +63,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
 #include "common/cli.h"
-#include "common/heap.h"
+#include "common/process_memory.h"
 #include "transport/data_plane.h"
 #include "transport/ucx/ucx_data_plane.h"
 #include "transport/wire_format.h"

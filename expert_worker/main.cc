@@ -15,7 +15,7 @@
 #include "absl/flags/flag.h"
 #include "actor/event_loop.h"
 #include "common/cli.h"
-#include "common/heap.h"
+#include "common/process_memory.h"
 #include "engine/fast_model.h"
 #include "engine/model_weights.h"
 #include "expert_worker/expert_server.h"

@@ -1,4 +1,4 @@
-#include "common/heap.h"
+#include "common/process_memory.h"
 
 #include <malloc.h>
 

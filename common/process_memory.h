@@ -1,6 +1,7 @@
-// Heap tuning for processes that allocate and free large message buffers every step.
-#ifndef SWITCHYARD_COMMON_HEAP_H_
-#define SWITCHYARD_COMMON_HEAP_H_
+// Process-wide memory policy of the serving processes: freed message buffers are kept
+// for reuse.
+#ifndef SWITCHYARD_COMMON_PROCESS_MEMORY_H_
+#define SWITCHYARD_COMMON_PROCESS_MEMORY_H_
 
 namespace yard {
 
@@ -18,4 +19,4 @@ void RetainFreedHeap();
 
 }  // namespace yard
 
-#endif  // SWITCHYARD_COMMON_HEAP_H_
+#endif  // SWITCHYARD_COMMON_PROCESS_MEMORY_H_
