@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -18,7 +19,9 @@
 #include "model/presets.h"
 #include "model/tokenizer/tokenizer.h"
 #include "proto/generation.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "tests/util/local_cluster.h"
+#include "tests/util/run_binary.h"
 #include "tools/make_model/random_checkpoint.h"
 
 namespace yard {
@@ -214,6 +217,89 @@ TEST(ClusterE2eTest, SixtyFourConcurrentStreamsEqualTheirSoloRuns) {
     identical += got[i] == solo[i];
   }
   EXPECT_EQ(identical, 64);
+}
+
+// The operator's view of a running cluster: `yardctl status` lists every worker, and
+// `yardctl experts` shows the load the attention worker reported, down to the token:
+// each MoE layer routed top_k rows for every token forwarded (prompt + generated - 1
+// per request). Without the admin token both are refused.
+TEST(ClusterE2eTest, YardctlShowsTheWorkersAndTheRoutedLoadOnlyWithTheToken) {
+  const std::string model_dir = WriteModel("tiny-v3");
+  const model::ModelConfig config = *model::PresetConfig("tiny-v3");
+  testing::LocalClusterOptions options;
+  options.model_dir = model_dir;
+  options.tokenizer_dir = kTokenizerDir;
+  options.attention_workers = 1;
+  options.expert_workers = 2;
+  options.worker_flags = {"--load-report-ms=100", "--heartbeat-ms=100"};
+  options.log_dir = TmpDir() + "/logs-admin";
+  auto cluster = testing::LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address();
+
+  testing::RunResult refused = testing::RunBinary("YARD_TOKEN= " + yardctl + " status");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("UNAUTHENTICATED"), std::string::npos) << refused.err;
+  refused = testing::RunBinary(yardctl + " experts --token=wrong");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("UNAUTHENTICATED"), std::string::npos) << refused.err;
+
+  const std::string token = " --token=" + options.admin_token;
+  testing::RunResult status = testing::RunBinary(yardctl + " status --json" + token);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const nlohmann::json s = nlohmann::json::parse(status.out);
+  ASSERT_EQ(s["workers"].size(), 3u) << status.out;
+  int experts_seen = 0;
+  for (const nlohmann::json& w : s["workers"]) {
+    EXPECT_TRUE(w["healthy"].get<bool>());
+    EXPECT_GT(w["pid"].get<int>(), 0);
+    if (w["role"] == "expert") {
+      ++experts_seen;
+      EXPECT_GT(w["slots_used"].get<int>(), 0);
+    }
+  }
+  EXPECT_EQ(experts_seen, 2);
+  EXPECT_EQ(s["placement_version"].get<int>(), 1);
+  // The human-readable form names the roles too.
+  status = testing::RunBinary("YARD_TOKEN=" + options.admin_token + " " + yardctl + " status");
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("expert"), std::string::npos);
+
+  const std::vector<std::vector<int32_t>> prompts = Prompts(4, config.vocab_size);
+  std::vector<std::string> errors;
+  ThroughCluster((*cluster)->address(), prompts, &errors);
+  uint64_t forwarded = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_EQ(errors[i], "");
+    forwarded += prompts[i].size() + kMaxTokens - 1;
+  }
+  const uint64_t want = forwarded * config.num_experts_per_tok;
+  // Reports come every 100 ms; wait until all of the routed rows have arrived.
+  nlohmann::json experts;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const testing::RunResult r = testing::RunBinary(yardctl + " experts --json" + token);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    experts = nlohmann::json::parse(r.out);
+    uint64_t first_layer = 0;
+    for (uint64_t n : experts["layers"][0]["tokens_per_expert"]) first_layer += n;
+    if (first_layer >= want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  int moe_layers = 0;
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) moe_layers += config.IsMoeLayer(l);
+  ASSERT_EQ(experts["layers"].size(), static_cast<size_t>(moe_layers));
+  for (const nlohmann::json& layer : experts["layers"]) {
+    uint64_t per_expert = 0, per_slot = 0;
+    for (uint64_t n : layer["tokens_per_expert"]) per_expert += n;
+    for (const nlohmann::json& slot : layer["slots"]) per_slot += slot["tokens"].get<uint64_t>();
+    EXPECT_EQ(per_expert, want) << "layer " << layer["layer"];
+    EXPECT_EQ(per_slot, want) << "layer " << layer["layer"];
+    EXPECT_GE(layer["imbalance"].get<double>(), 1.0);
+  }
+  const testing::RunResult one =
+      testing::RunBinary(yardctl + " experts --layer=" + std::to_string(experts["layers"][0]["layer"].get<int>()) + token);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.out.find("imbalance"), std::string::npos) << one.out;
 }
 
 }  // namespace

@@ -81,12 +81,19 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     return absl::UnavailableError(absl::StrCat(why, "\n", tails));
   };
 
-  absl::Status s = cluster->Spawn(
-      "coordinator",
-      {options.bin_dir + "/coordinator/coordinator", "--model", options.model_dir,
-       "--tokenizer", tokenizer, "--port", "0",
-       absl::StrCat("--attention-workers=", options.attention_workers),
-       absl::StrCat("--expert-workers=", options.expert_workers)});
+  std::vector<std::string> coordinator = {
+      options.bin_dir + "/coordinator/coordinator", "--model", options.model_dir,
+      "--tokenizer", tokenizer, "--port", "0",
+      absl::StrCat("--attention-workers=", options.attention_workers),
+      absl::StrCat("--expert-workers=", options.expert_workers)};
+  if (!options.admin_token.empty()) {
+    const std::string token_file = options.log_dir + "/admin_token";
+    std::ofstream(token_file) << options.admin_token << "\n";
+    coordinator.push_back("--admin-token-file=" + token_file);
+  }
+  coordinator.insert(coordinator.end(), options.coordinator_flags.begin(),
+                     options.coordinator_flags.end());
+  absl::Status s = cluster->Spawn("coordinator", coordinator);
   if (!s.ok()) return fail(std::string(s.message()));
   const auto deadline = std::chrono::steady_clock::now() + options.ready_timeout;
   const std::string marker = "coordinator listening on ";

@@ -26,6 +26,11 @@ struct LocalClusterOptions {
   std::vector<std::string> worker_flags;
   // Where each process's output goes (NAME.log); created if missing.
   std::string log_dir;
+  // The coordinator's admin token (written to log_dir/admin_token for
+  // --admin-token-file); yardctl status / experts present it.
+  std::string admin_token = "e2e-admin-token";
+  // Extra coordinator flags, in --name=value form.
+  std::vector<std::string> coordinator_flags;
   std::chrono::seconds ready_timeout{180};
   // Binaries, relative to the test's working directory (the runfiles root).
   std::string bin_dir = ".";

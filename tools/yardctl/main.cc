@@ -4,7 +4,11 @@
 //   yardctl health --addr HOST:PORT [--json]
 //   yardctl plan --trace FILE.json --slots R --groups G --nodes N --workers W
 //       [--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]
+//   yardctl status --addr HOST:PORT [--token T] [--json]
+//   yardctl experts --addr HOST:PORT [--layer L] [--token T] [--json]
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <iostream>
 
 #include <grpcpp/grpcpp.h>
@@ -15,6 +19,7 @@
 
 #include "absl/flags/flag.h"
 #include "common/cli.h"
+#include "tools/yardctl/admin_commands.h"
 #include "tools/yardctl/generate_command.h"
 #include "tools/yardctl/plan_command.h"
 
@@ -31,6 +36,10 @@ ABSL_FLAG(bool, json, false,
           "plan: after the report, {\"imbalance_before\", \"imbalance_after\", "
           "\"slots_changed\", \"time_ms\"}).");
 ABSL_FLAG(int64_t, timeout_s, 600, "Deadline of the call, seconds.");
+ABSL_FLAG(std::string, token, "",
+          "status, experts: the admin token (default: the environment's YARD_TOKEN; ./yard up "
+          "writes it to .yard-run/token).");
+ABSL_FLAG(int32_t, layer, -1, "experts: only this MoE layer (-1: all).");
 ABSL_FLAG(std::string, trace, "",
           "plan: load trace, {\"load\": [[tokens per logical expert] per layer]}.");
 ABSL_FLAG(int32_t, slots, 0, "plan: physical expert slots per layer (R >= experts).");
@@ -82,9 +91,11 @@ int main(int argc, char** argv) {
       "[--temperature T] [--seed S] [--logprobs K] [--json]\n"
       "  health --addr HOST:PORT [--json]   (exit 0: serving, 2: not yet, 1: unreachable)\n"
       "  plan --trace FILE.json --slots R --groups G --nodes N --workers W "
-      "[--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]");
+      "[--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]\n"
+      "  status --addr HOST:PORT [--token T] [--json]   (workers, placement, requests)\n"
+      "  experts --addr HOST:PORT [--layer L] [--token T] [--json]   (load per expert and slot)");
   if (positional.size() != 2) {
-    return yard::Fail("expected one command (generate, health, plan); see --help");
+    return yard::Fail("expected one command (generate, health, plan, status, experts); see --help");
   }
   const std::string& command = positional[1];
   if (command == "health") {
@@ -120,6 +131,23 @@ int main(int argc, char** argv) {
     args.tolerance = absl::GetFlag(FLAGS_tolerance);
     args.json = absl::GetFlag(FLAGS_json);
     const absl::Status status = yard::tools::RunPlan(args, std::cout);
+    if (!status.ok()) {
+      return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
+                        std::string(status.message()));
+    }
+    return 0;
+  }
+  if (command == "status" || command == "experts") {
+    yard::tools::AdminArgs args;
+    args.addr = absl::GetFlag(FLAGS_addr);
+    args.token = yard::tools::ResolveAdminToken(absl::GetFlag(FLAGS_token));
+    args.json = absl::GetFlag(FLAGS_json);
+    args.timeout_s = std::min<int64_t>(absl::GetFlag(FLAGS_timeout_s), 60);
+    std::optional<uint32_t> layer;
+    if (absl::GetFlag(FLAGS_layer) >= 0) layer = static_cast<uint32_t>(absl::GetFlag(FLAGS_layer));
+    const absl::Status status = command == "status"
+                                    ? yard::tools::RunStatus(args, std::cout)
+                                    : yard::tools::RunExperts(args, layer, std::cout);
     if (!status.ok()) {
       return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
                         std::string(status.message()));

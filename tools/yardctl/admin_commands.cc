@@ -1,0 +1,144 @@
+#include "tools/yardctl/admin_commands.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "proto/admin.grpc.pb.h"
+#include "transport/grpc/grpc_status.h"
+
+namespace yard::tools {
+namespace {
+
+std::unique_ptr<admin::Admin::Stub> Connect(const AdminArgs& args) {
+  return admin::Admin::NewStub(grpc::CreateChannel(args.addr, grpc::InsecureChannelCredentials()));
+}
+
+void Prepare(const AdminArgs& args, grpc::ClientContext& context) {
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(args.timeout_s));
+  if (!args.token.empty()) context.AddMetadata("authorization", "Bearer " + args.token);
+}
+
+// One character per expert: its tokens relative to the layer's hottest, darker = more.
+std::string HeatStrip(const google::protobuf::RepeatedField<uint64_t>& tokens) {
+  static const char* kShades[] = {" ", "░", "▒", "▓", "█"};
+  const uint64_t max = tokens.empty() ? 0 : *std::max_element(tokens.begin(), tokens.end());
+  std::string strip;
+  for (uint64_t n : tokens) {
+    const int shade = max == 0 || n == 0 ? 0 : 1 + static_cast<int>((n * 3.999) / max);
+    strip += kShades[std::min(shade, 4)];
+  }
+  return strip;
+}
+
+}  // namespace
+
+std::string ResolveAdminToken(const std::string& flag_value) {
+  if (!flag_value.empty()) return flag_value;
+  const char* env = std::getenv("YARD_TOKEN");
+  return env != nullptr ? env : "";
+}
+
+void PrintStatus(const admin::StatusResponse& status, bool json, std::ostream& out) {
+  if (json) {
+    nlohmann::json j;
+    j["workers"] = nlohmann::json::array();
+    for (const admin::WorkerStatus& w : status.workers()) {
+      j["workers"].push_back({{"id", w.id()},
+                              {"role", w.role()},
+                              {"host", w.host()},
+                              {"pid", w.pid()},
+                              {"healthy", w.healthy()},
+                              {"slots_used", w.slots_used()},
+                              {"slots_free", w.slots_free()},
+                              {"running_requests", w.running_requests()}});
+    }
+    j["placement_version"] = status.placement_version();
+    j["requests_in_flight"] = status.requests_in_flight();
+    out << j.dump() << "\n";
+    return;
+  }
+  out << absl::StrFormat("placement version %d, %d request(s) in flight\n",
+                         status.placement_version(), status.requests_in_flight());
+  out << absl::StrFormat("%6s  %-9s  %-16s  %8s  %-7s  %10s  %10s  %8s\n", "id", "role", "host",
+                         "pid", "health", "slots used", "slots free", "running");
+  for (const admin::WorkerStatus& w : status.workers()) {
+    const bool expert = w.role() == "expert";
+    out << absl::StrFormat("%6d  %-9s  %-16s  %8d  %-7s  %10s  %10s  %8s\n", w.id(), w.role(),
+                           w.host(), w.pid(), w.healthy() ? "healthy" : "lost",
+                           expert ? absl::StrCat(w.slots_used()) : "-",
+                           expert ? absl::StrCat(w.slots_free()) : "-",
+                           expert ? "-" : absl::StrCat(w.running_requests()));
+  }
+}
+
+void PrintExperts(const admin::ExpertsResponse& experts, bool json, std::ostream& out) {
+  if (json) {
+    nlohmann::json j;
+    j["placement_version"] = experts.placement_version();
+    j["window_seconds"] = experts.window_seconds();
+    j["reports"] = experts.reports();
+    j["layers"] = nlohmann::json::array();
+    for (const admin::LayerLoadStatus& l : experts.layers()) {
+      nlohmann::json layer;
+      layer["layer"] = l.layer();
+      layer["imbalance"] = l.imbalance();
+      layer["tokens_per_expert"] =
+          std::vector<uint64_t>(l.tokens_per_expert().begin(), l.tokens_per_expert().end());
+      layer["slots"] = nlohmann::json::array();
+      for (const admin::SlotLoadStatus& s : l.slots()) {
+        layer["slots"].push_back({{"worker_id", s.worker_id()},
+                                  {"slot", s.slot()},
+                                  {"logical_expert", s.logical_expert()},
+                                  {"tokens", s.tokens()}});
+      }
+      j["layers"].push_back(std::move(layer));
+    }
+    out << j.dump() << "\n";
+    return;
+  }
+  out << absl::StrFormat("placement version %d; load over the last %.1f s (%d reports)\n",
+                         experts.placement_version(), experts.window_seconds(), experts.reports());
+  for (const admin::LayerLoadStatus& l : experts.layers()) {
+    uint64_t total = 0, max = 0;
+    for (uint64_t n : l.tokens_per_expert()) {
+      total += n;
+      max = std::max(max, n);
+    }
+    out << absl::StrFormat("layer %3d  imbalance %.3f  tokens %d  hottest expert %d\n", l.layer(),
+                           l.imbalance(), total, max);
+    out << "  experts |" << HeatStrip(l.tokens_per_expert()) << "|\n";
+    google::protobuf::RepeatedField<uint64_t> slot_tokens;
+    for (const admin::SlotLoadStatus& s : l.slots()) slot_tokens.Add(s.tokens());
+    out << "  slots   |" << HeatStrip(slot_tokens) << "|\n";
+  }
+}
+
+absl::Status RunStatus(const AdminArgs& args, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(args, context);
+  admin::StatusResponse response;
+  const grpc::Status status = Connect(args)->Status(&context, admin::StatusRequest(), &response);
+  if (!status.ok()) return transport::FromGrpc(status);
+  PrintStatus(response, args.json, out);
+  return absl::OkStatus();
+}
+
+absl::Status RunExperts(const AdminArgs& args, std::optional<uint32_t> layer, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(args, context);
+  admin::ExpertsRequest request;
+  if (layer.has_value()) request.set_layer(*layer);
+  admin::ExpertsResponse response;
+  const grpc::Status status = Connect(args)->Experts(&context, request, &response);
+  if (!status.ok()) return transport::FromGrpc(status);
+  PrintExperts(response, args.json, out);
+  return absl::OkStatus();
+}
+
+}  // namespace yard::tools

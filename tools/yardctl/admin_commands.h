@@ -1,0 +1,36 @@
+// `yardctl status` and `yardctl experts`: what the coordinator's Admin service says
+// about the cluster, as readable tables or (--json) one JSON line for scripts. Every
+// call carries the admin token (--token or YARD_TOKEN).
+#ifndef SWITCHYARD_TOOLS_YARDCTL_ADMIN_COMMANDS_H_
+#define SWITCHYARD_TOOLS_YARDCTL_ADMIN_COMMANDS_H_
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "proto/admin.pb.h"
+
+namespace yard::tools {
+
+struct AdminArgs {
+  std::string addr;
+  std::string token;  // empty: the call goes without one (and is refused)
+  bool json = false;
+  int64_t timeout_s = 30;
+};
+
+// The flag's token, else the environment's YARD_TOKEN, else empty.
+std::string ResolveAdminToken(const std::string& flag_value);
+
+absl::Status RunStatus(const AdminArgs& args, std::ostream& out);
+absl::Status RunExperts(const AdminArgs& args, std::optional<uint32_t> layer, std::ostream& out);
+
+// The printers, apart from the calls (tests).
+void PrintStatus(const admin::StatusResponse& status, bool json, std::ostream& out);
+void PrintExperts(const admin::ExpertsResponse& experts, bool json, std::ostream& out);
+
+}  // namespace yard::tools
+
+#endif  // SWITCHYARD_TOOLS_YARDCTL_ADMIN_COMMANDS_H_
