@@ -1,15 +1,76 @@
 #include "coordinator/admin_service.h"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::coordinator {
 namespace {
+
+// Streams progress messages as they come (any thread), one write at a time, then the
+// final status. Deletes itself when the call is done.
+class ProgressStream final : public grpc::ServerWriteReactor<admin::RebalanceProgress> {
+ public:
+  void Push(admin::RebalanceProgress progress) {
+    {
+      absl::MutexLock lock(&mu_);
+      queue_.push_back(std::move(progress));
+    }
+    Pump();
+  }
+  void Close(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      final_ = std::move(status);
+    }
+    Pump();
+  }
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (ok) {
+        queue_.pop_front();
+      } else {
+        queue_.clear();  // the client went away; finish once the result is known
+      }
+    }
+    Pump();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  // Starts the next write, or the finish, outside the lock (gRPC may react inline).
+  void Pump() {
+    const admin::RebalanceProgress* next = nullptr;
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || finished_) return;
+      if (!queue_.empty()) {
+        writing_ = true;
+        next = &queue_.front();  // stable: a deque's push_back keeps references
+      } else if (final_.has_value()) {
+        finished_ = true;
+        finish = final_;
+      }
+    }
+    if (next != nullptr) StartWrite(next);
+    if (finish.has_value()) Finish(*finish);
+  }
+
+  absl::Mutex mu_;
+  std::deque<admin::RebalanceProgress> queue_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::Status> final_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 // Equal strings, in time that depends on the lengths only.
 bool SameToken(std::string_view a, std::string_view b) {
@@ -40,27 +101,6 @@ grpc::Status AdminService::Authenticate(const grpc::CallbackServerContext& conte
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
   }
   return grpc::Status::OK;
-}
-
-double LayerImbalance(const cluster::LayerPlacement& layer,
-                      const std::vector<uint64_t>& tokens_per_expert,
-                      const std::vector<uint32_t>& workers) {
-  std::map<uint32_t, int> replicas;
-  for (const cluster::Slot& slot : layer.slots()) ++replicas[slot.logical_expert()];
-  std::map<uint32_t, double> load;
-  for (uint32_t w : workers) load[w] = 0.0;
-  double total = 0.0;
-  for (const cluster::Slot& slot : layer.slots()) {
-    const uint32_t e = slot.logical_expert();
-    if (e >= tokens_per_expert.size()) continue;
-    const double share = static_cast<double>(tokens_per_expert[e]) / replicas[e];
-    load[slot.worker_id()] += share;
-    total += share;
-  }
-  if (total <= 0.0 || load.empty()) return 0.0;
-  double max = 0.0;
-  for (const auto& [w, l] : load) max = std::max(max, l);
-  return max / (total / static_cast<double>(load.size()));
 }
 
 absl::StatusOr<admin::ExpertsResponse> MakeExpertsResponse(const ExpertLoadTotals& totals,
@@ -176,6 +216,22 @@ grpc::ServerUnaryReactor* AdminService::Experts(grpc::CallbackServerContext* con
     reactor->Finish(transport::ToGrpc(made.status()));
   });
   return reactor;
+}
+
+grpc::ServerWriteReactor<admin::RebalanceProgress>* AdminService::Rebalance(
+    grpc::CallbackServerContext* context, const admin::RebalanceRequest* request) {
+  auto* stream = new ProgressStream;
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    stream->Close(auth);
+    return stream;
+  }
+  // The stream outlives the rebalance's callbacks: it finishes only after Close, which
+  // `done` calls last.
+  rebalancer_.Run(
+      request->apply(),
+      [stream](admin::RebalanceProgress p) { stream->Push(std::move(p)); },
+      [stream](absl::Status s) { stream->Close(transport::ToGrpc(s)); });
+  return stream;
 }
 
 }  // namespace yard::coordinator

@@ -12,7 +12,9 @@
 #include "absl/status/statusor.h"
 #include "coordinator/expert_load_window.h"
 #include "coordinator/membership.h"
+#include "coordinator/placement_change.h"
 #include "coordinator/placement_controller.h"
+#include "coordinator/rebalancer.h"
 #include "coordinator/router.h"
 #include "proto/admin.grpc.pb.h"
 
@@ -20,7 +22,7 @@ namespace yard::coordinator {
 
 // Status asks Membership, then PlacementController, then Router (each answer posts
 // the next question) and finishes from the last answer. Experts reads the load window
-// and the published placement.
+// and the published placement. Rebalance streams the Rebalancer's progress.
 //
 // Every call first checks the metadata `authorization: Bearer TOKEN` against
 // `admin_token` (constant-time); a missing or wrong token, or an empty admin_token
@@ -31,11 +33,12 @@ namespace yard::coordinator {
 class AdminService final : public admin::Admin::CallbackService {
  public:
   AdminService(Membership& membership, PlacementController& placement, Router& router,
-               const ExpertLoadWindow& load, std::string admin_token)
+               const ExpertLoadWindow& load, Rebalancer& rebalancer, std::string admin_token)
       : membership_(membership),
         placement_(placement),
         router_(router),
         load_(load),
+        rebalancer_(rebalancer),
         admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context,
@@ -44,6 +47,8 @@ class AdminService final : public admin::Admin::CallbackService {
   grpc::ServerUnaryReactor* Experts(grpc::CallbackServerContext* context,
                                     const admin::ExpertsRequest* request,
                                     admin::ExpertsResponse* response) override;
+  grpc::ServerWriteReactor<admin::RebalanceProgress>* Rebalance(
+      grpc::CallbackServerContext* context, const admin::RebalanceRequest* request) override;
 
  private:
   // OK, or the UNAUTHENTICATED status to finish with.
@@ -53,15 +58,9 @@ class AdminService final : public admin::Admin::CallbackService {
   PlacementController& placement_;
   Router& router_;
   const ExpertLoadWindow& load_;
+  Rebalancer& rebalancer_;
   const std::string admin_token_;
 };
-
-// Max worker load / mean worker load of one layer: `tokens_per_expert[e]` split evenly
-// over e's replicas in `layer`, summed per worker, over the workers in `workers`
-// (those without a slot of this layer count as 0). 0 when nothing was routed.
-double LayerImbalance(const cluster::LayerPlacement& layer,
-                      const std::vector<uint64_t>& tokens_per_expert,
-                      const std::vector<uint32_t>& workers);
 
 // The ExpertsResponse for these totals and this placement (`layer`: one layer only).
 absl::StatusOr<admin::ExpertsResponse> MakeExpertsResponse(const ExpertLoadTotals& totals,

@@ -123,9 +123,10 @@ grpc::ServerWriteReactor<cluster::Placement>* ClusterService::WatchPlacement(
 }
 
 grpc::ServerUnaryReactor* ClusterService::AckPlacement(grpc::CallbackServerContext* context,
-                                                       const cluster::AckPlacementRequest*,
+                                                       const cluster::AckPlacementRequest* request,
                                                        cluster::AckPlacementResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  placement_.OnAck(request->worker_id(), request->version());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -17,8 +17,8 @@ namespace yard::coordinator {
 // finish from their answers. Each WatchPlacement stream is a small actor on
 // `executor` that writes the newest placement, one write at a time.
 //
-// ReportLoad adds to the load window (malformed: INVALID_ARGUMENT). AckPlacement is
-// accepted and not yet used.
+// ReportLoad adds to the load window (malformed: INVALID_ARGUMENT); AckPlacement
+// tells the placement controller which version an attention worker routes by.
 //
 // Thread rule: handlers run on gRPC threads. Ownership: `membership`, `placement` and
 // `load` are borrowed and must outlive the service and the server.

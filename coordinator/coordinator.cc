@@ -71,6 +71,15 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   router_ = std::make_unique<Router>(executor);
   load_ = std::make_unique<ExpertLoadWindow>(MoeLayers(config_), config_.n_routed_experts,
                                              options_.load_window, clock);
+  RebalanceOptions rebalance;
+  rebalance.moe_layers = MoeLayers(config_);
+  rebalance.num_experts = config_.n_routed_experts;
+  rebalance.groups = static_cast<int32_t>(std::max<int64_t>(1, config_.n_group));
+  rebalance.nodes = std::max(1, options_.rebalance_nodes);
+  rebalance.tolerance = options_.rebalance_tolerance;
+  rebalance.redundant_slots = options_.redundant_slots;
+  rebalancer_ =
+      std::make_unique<Rebalancer>(std::move(rebalance), *placement_, *load_, *loader, executor);
   membership_->Subscribe(placement_->MakeListener());
   membership_->Subscribe(router_->MakeListener());
   membership_->StartLivenessTimer(
@@ -86,7 +95,7 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   generation_ = std::make_unique<GenerationService>(std::move(deps), limits_);
   cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, *load_, executor);
   admin_ = std::make_unique<AdminService>(*membership_, *placement_, *router_, *load_,
-                                          options_.admin_token);
+                                          *rebalancer_, options_.admin_token);
 }
 
 Coordinator::~Coordinator() {

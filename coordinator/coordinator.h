@@ -18,6 +18,7 @@
 #include "coordinator/clock.h"
 #include "coordinator/cluster_service.h"
 #include "coordinator/expert_load_window.h"
+#include "coordinator/rebalancer.h"
 #include "coordinator/expert_loader.h"
 #include "coordinator/generation_service.h"
 #include "coordinator/membership.h"
@@ -51,6 +52,11 @@ struct CoordinatorOptions {
   absl::Duration load_window = absl::Seconds(60);
   // What Admin calls must present (`authorization: Bearer TOKEN`); empty: all refused.
   std::string admin_token;
+  // Rebalancing (RebalanceOptions): expert-worker nodes, stickiness tolerance, spare
+  // slots per layer for replicas (-1: one per expert worker).
+  int32_t rebalance_nodes = 1;
+  double rebalance_tolerance = 0.05;
+  int32_t redundant_slots = -1;
 };
 
 // Thread rule: Create, Start, BeginDrain and Shutdown are called from one thread (main
@@ -105,6 +111,7 @@ class Coordinator {
   std::unique_ptr<PlacementController> placement_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<ExpertLoadWindow> load_;
+  std::unique_ptr<Rebalancer> rebalancer_;
   std::unique_ptr<GenerationService> generation_;
   std::unique_ptr<ClusterService> cluster_;
   std::unique_ptr<AdminService> admin_;

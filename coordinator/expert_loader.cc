@@ -47,4 +47,30 @@ void GrpcExpertLoader::LoadSlots(const std::string& grpc_address,
                   });
 }
 
+void GrpcExpertLoader::ReleaseSlots(const std::string& grpc_address,
+                                    cluster::ReleaseSlotsRequest request, ReleaseDone done) {
+  struct Call {
+    grpc::ClientContext context;
+    cluster::ReleaseSlotsRequest request;
+    cluster::ReleaseSlotsResponse response;
+    ReleaseDone done;
+  };
+  auto* call = new Call;
+  call->request = std::move(request);
+  call->done = std::move(done);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  StubFor(grpc_address)
+      ->async()
+      ->ReleaseSlots(&call->context, &call->request, &call->response,
+                     [call, grpc_address](grpc::Status status) {
+                       std::unique_ptr<Call> owned(call);
+                       absl::Status error = transport::FromGrpc(status);
+                       owned->done(error.ok() ? error
+                                              : absl::Status(error.code(),
+                                                             absl::StrCat("ReleaseSlots on ",
+                                                                          grpc_address, ": ",
+                                                                          std::string(error.message()))));
+                     });
+}
+
 }  // namespace yard::coordinator

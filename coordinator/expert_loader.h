@@ -17,17 +17,20 @@
 
 namespace yard::coordinator {
 
-// Thread rule: LoadSlots may be called from any thread; `done` runs once, on any
+// Thread rule: the calls may be made from any thread; `done` runs once, on any
 // thread (callers pass an Actor::Bind callable).
 class ExpertLoaderInterface {
  public:
   using Done = absl::AnyInvocable<void(absl::StatusOr<cluster::LoadSlotsResponse>)>;
+  using ReleaseDone = absl::AnyInvocable<void(absl::Status)>;
   virtual ~ExpertLoaderInterface() = default;
   virtual void LoadSlots(const std::string& grpc_address, cluster::LoadSlotsRequest request,
                          Done done) = 0;
+  virtual void ReleaseSlots(const std::string& grpc_address, cluster::ReleaseSlotsRequest request,
+                            ReleaseDone done) = 0;
 };
 
-// ExpertWorker.LoadSlots over gRPC, one channel per address (kept for reuse).
+// ExpertWorker.LoadSlots / ReleaseSlots over gRPC, one channel per address (kept for reuse).
 //
 // Thread rule: any thread. Ownership: in-flight calls own their state; the loader
 // may be destroyed while calls are outstanding only after the gRPC library is done
@@ -40,6 +43,8 @@ class GrpcExpertLoader final : public ExpertLoaderInterface {
 
   void LoadSlots(const std::string& grpc_address, cluster::LoadSlotsRequest request,
                  Done done) override ABSL_LOCKS_EXCLUDED(mu_);
+  void ReleaseSlots(const std::string& grpc_address, cluster::ReleaseSlotsRequest request,
+                    ReleaseDone done) override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   cluster::ExpertWorker::Stub* StubFor(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);

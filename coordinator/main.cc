@@ -40,6 +40,15 @@ ABSL_FLAG(int, threads, 4, "event-loop threads running the coordinator's actors"
 ABSL_FLAG(std::string, admin_token_file, "",
           "file whose first line is the token Admin calls (yardctl) must present; without "
           "it, the environment's YARD_TOKEN; with neither, Admin calls are refused");
+ABSL_FLAG(int, rebalance_nodes, 1,
+          "expert-worker nodes for the placement planner's hierarchical policy (groups "
+          "packed onto nodes); 1: one node (global policy)");
+ABSL_FLAG(double, rebalance_tolerance, 0.05,
+          "a rebalance keeps a layer's experts in place while its imbalance is within this "
+          "fraction of a fresh plan's");
+ABSL_FLAG(int, redundant_slots, -1,
+          "physical expert slots per MoE layer beyond one per expert, for replicas of hot "
+          "experts (-1: one per expert worker)");
 ABSL_FLAG(int64_t, load_window_s, 60,
           "how far back the expert load statistics (routed tokens per expert) reach, seconds");
 
@@ -61,6 +70,11 @@ int main(int argc, char** argv) {
   options.max_context = absl::GetFlag(FLAGS_max_context);
   if (absl::GetFlag(FLAGS_load_window_s) < 1) return yard::Fail("--load-window-s: must be >= 1");
   options.load_window = absl::Seconds(absl::GetFlag(FLAGS_load_window_s));
+  options.rebalance_nodes = absl::GetFlag(FLAGS_rebalance_nodes);
+  options.rebalance_tolerance = absl::GetFlag(FLAGS_rebalance_tolerance);
+  options.redundant_slots = absl::GetFlag(FLAGS_redundant_slots);
+  if (options.rebalance_nodes < 1) return yard::Fail("--rebalance-nodes: must be >= 1");
+  if (!(options.rebalance_tolerance >= 0)) return yard::Fail("--rebalance-tolerance: must be >= 0");
   if (options.port < 0 || options.port > 65535) return yard::Fail("--port: must be in [0, 65535]");
   if (const std::string file = absl::GetFlag(FLAGS_admin_token_file); !file.empty()) {
     std::ifstream in(file);

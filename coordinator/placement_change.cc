@@ -141,4 +141,25 @@ absl::StatusOr<PlacementChange> PlanPlacementChange(
   return change;
 }
 
+double LayerImbalance(const cluster::LayerPlacement& layer,
+                      const std::vector<uint64_t>& tokens_per_expert,
+                      const std::vector<uint32_t>& workers) {
+  std::map<uint32_t, int> replicas;
+  for (const cluster::Slot& slot : layer.slots()) ++replicas[slot.logical_expert()];
+  std::map<uint32_t, double> load;
+  for (uint32_t w : workers) load[w] = 0.0;
+  double total = 0.0;
+  for (const cluster::Slot& slot : layer.slots()) {
+    const uint32_t e = slot.logical_expert();
+    if (e >= tokens_per_expert.size()) continue;
+    const double share = static_cast<double>(tokens_per_expert[e]) / replicas[e];
+    load[slot.worker_id()] += share;
+    total += share;
+  }
+  if (total <= 0.0 || load.empty()) return 0.0;
+  double max = 0.0;
+  for (const auto& [w, l] : load) max = std::max(max, l);
+  return max / (total / static_cast<double>(load.size()));
+}
+
 }  // namespace yard::coordinator

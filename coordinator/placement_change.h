@@ -52,6 +52,13 @@ absl::StatusOr<PlacementChange> PlanPlacementChange(
     const cluster::Placement& current, const PhysicalPlan& plan, int64_t num_experts,
     const std::vector<ExpertWorkerCapacity>& capacities);
 
+// Max worker load / mean worker load of one layer: `tokens_per_expert[e]` split evenly
+// over e's replicas in `layer`, summed per worker, over the workers in `workers`
+// (those without a slot of this layer count as 0). 0 when nothing was routed.
+double LayerImbalance(const cluster::LayerPlacement& layer,
+                      const std::vector<uint64_t>& tokens_per_expert,
+                      const std::vector<uint32_t>& workers);
+
 }  // namespace yard::coordinator
 
 #endif  // SWITCHYARD_COORDINATOR_PLACEMENT_CHANGE_H_

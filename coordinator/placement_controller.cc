@@ -150,6 +150,13 @@ void PlacementController::DoPublish(cluster::Placement placement) {
   if (on_published_) on_published_(published_.version());
 }
 
+void PlacementController::OnAck(uint32_t worker_id, uint64_t version) {
+  actor_.Post("placement.on_ack", [this, worker_id, version] {
+    uint64_t& acked = acked_[worker_id];
+    acked = std::max(acked, version);
+  });
+}
+
 void PlacementController::Watch(std::shared_ptr<PlacementSinkInterface> sink) {
   actor_.Post("placement.watch", [this, sink = std::move(sink)]() mutable {
     if (published_.version() > 0 && !sink->Push(published_)) return;
@@ -166,14 +173,22 @@ ClusterState PlacementController::MakeState() const {
   YARD_DCHECK_ON_STRAND(actor_);
   ClusterState state;
   std::set<uint32_t> live_experts;
+  state.attention_acked_version = UINT64_MAX;
   for (const WorkerRecord& worker : workers_) {
     if (!worker.alive) continue;
-    if (worker.info.role() == cluster::ROLE_ATTENTION) ++state.attention_workers;
+    if (worker.info.role() == cluster::ROLE_ATTENTION) {
+      ++state.attention_workers;
+      auto acked = acked_.find(worker.id);
+      state.attention_acked_version = std::min(
+          state.attention_acked_version, acked == acked_.end() ? uint64_t{0} : acked->second);
+    }
     if (worker.info.role() == cluster::ROLE_EXPERT) {
       ++state.expert_workers;
       live_experts.insert(worker.id);
+      state.live_expert_workers.push_back(worker);
     }
   }
+  if (state.attention_workers == 0) state.attention_acked_version = 0;
   state.placement = published_;
   state.last_error = last_error_;
   if (published_.version() > 0) {

@@ -4,6 +4,7 @@
 #define SWITCHYARD_COORDINATOR_PLACEMENT_CONTROLLER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -51,6 +52,11 @@ struct ClusterState {
   cluster::Placement placement;
   // Why the last attempt to place failed; OK otherwise.
   absl::Status last_error;
+  // The lowest placement version that every live attention worker has acknowledged
+  // routing by (AckPlacement); 0 while one has acknowledged none.
+  uint64_t attention_acked_version = 0;
+  // Live expert workers: id, gRPC address, slot capacity.
+  std::vector<WorkerRecord> live_expert_workers;
 };
 
 // The placement actor.
@@ -88,6 +94,8 @@ class PlacementController {
   void Watch(std::shared_ptr<PlacementSinkInterface> sink);
   // Publishes `placement` (its version must be above the current one) to all watchers.
   void Publish(cluster::Placement placement);
+  // An attention worker routes by `version` from now on.
+  void OnAck(uint32_t worker_id, uint64_t version);
 
   void GetState(absl::AnyInvocable<void(ClusterState)> done);
 
@@ -114,6 +122,7 @@ class PlacementController {
   int loads_pending_ = 0;
   absl::Status last_error_;
   std::vector<std::shared_ptr<PlacementSinkInterface>> sinks_;
+  std::map<uint32_t, uint64_t> acked_;  // attention worker → newest version acknowledged
   actor::Actor actor_;  // last: destroyed first
 };
 

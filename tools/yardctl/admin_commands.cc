@@ -141,4 +141,65 @@ absl::Status RunExperts(const AdminArgs& args, std::optional<uint32_t> layer, st
   return absl::OkStatus();
 }
 
+void PrintRebalancePlan(const admin::RebalanceProgress& plan, std::ostream& out) {
+  out << absl::StrFormat("plan for placement v%d: %s\n", plan.placement_version(), plan.message());
+  out << absl::StrFormat("  %6s  %16s  %16s\n", "layer", "imbalance before", "imbalance after");
+  for (int i = 0; i < plan.layers_size(); ++i) {
+    out << absl::StrFormat("  %6d  %16.3f  %16.3f\n", plan.layers(i),
+                           plan.layer_imbalance_before(i), plan.layer_imbalance_after(i));
+  }
+  out << absl::StrFormat(
+      "  overall imbalance %.3f -> %.3f; %d slots to load, %d to release; planned in %.2f ms\n",
+      plan.imbalance_before(), plan.imbalance_after(), plan.slots_loaded(), plan.slots_released(),
+      plan.plan_ms());
+}
+
+absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(args, context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+  admin::RebalanceRequest request;
+  request.set_apply(apply);
+  std::unique_ptr<grpc::ClientReader<admin::RebalanceProgress>> reader =
+      Connect(args)->Rebalance(&context, request);
+  admin::RebalanceProgress progress, plan;
+  std::string last_phase;
+  while (reader->Read(&progress)) {
+    if (progress.phase() == "plan") {
+      plan = progress;
+      if (!args.json) PrintRebalancePlan(plan, out);
+      continue;
+    }
+    if (args.json) continue;
+    // One bar per phase, redrawn in place: [#####.....] done/total.
+    constexpr int kWidth = 30;
+    const int total = std::max(progress.total(), 1);
+    const int filled = kWidth * std::min(progress.done(), total) / total;
+    if (args.terminal && !last_phase.empty() && progress.phase() != last_phase) out << "\n";
+    last_phase = progress.phase();
+    out << (args.terminal ? "\r" : "")
+        << absl::StrFormat("  %-8s [%s%s] %d/%d %s", progress.phase(), std::string(filled, '#'),
+                           std::string(kWidth - filled, '.'), progress.done(), progress.total(),
+                           progress.message())
+        << (args.terminal ? "" : "\n") << std::flush;
+  }
+  const grpc::Status status = reader->Finish();
+  if (args.terminal && !last_phase.empty() && !args.json) out << "\n";
+  if (!status.ok()) return transport::FromGrpc(status);
+  if (args.json) {
+    nlohmann::json j = {{"imbalance_before", plan.imbalance_before()},
+                        {"imbalance_after", plan.imbalance_after()},
+                        {"slots_loaded", plan.slots_loaded()},
+                        {"slots_released", plan.slots_released()},
+                        {"plan_ms", plan.plan_ms()},
+                        {"placement_version", plan.placement_version()},
+                        {"applied", apply}};
+    out << j.dump() << "\n";
+  } else {
+    out << (apply ? absl::StrFormat("placement v%d in force\n", plan.placement_version())
+                  : std::string("dry run: nothing changed (--apply runs it)\n"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace yard::tools

@@ -19,6 +19,7 @@ struct AdminArgs {
   std::string token;  // empty: the call goes without one (and is refused)
   bool json = false;
   int64_t timeout_s = 30;
+  bool terminal = false;  // progress as bars redrawn in place; else one line per step
 };
 
 // The flag's token, else the environment's YARD_TOKEN, else empty.
@@ -26,10 +27,16 @@ std::string ResolveAdminToken(const std::string& flag_value);
 
 absl::Status RunStatus(const AdminArgs& args, std::ostream& out);
 absl::Status RunExperts(const AdminArgs& args, std::optional<uint32_t> layer, std::ostream& out);
+// Plans a rebalance (apply false: dry run, the plan's figures) or runs it, drawing its
+// progress (a bar per phase on a terminal, a line per step otherwise); with --json the
+// last line is {"imbalance_before", "imbalance_after", "slots_loaded", "slots_released",
+// "plan_ms", "placement_version", "applied"}.
+absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out);
 
 // The printers, apart from the calls (tests).
 void PrintStatus(const admin::StatusResponse& status, bool json, std::ostream& out);
 void PrintExperts(const admin::ExpertsResponse& experts, bool json, std::ostream& out);
+void PrintRebalancePlan(const admin::RebalanceProgress& plan, std::ostream& out);
 
 }  // namespace yard::tools
 

@@ -6,10 +6,13 @@
 //       [--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]
 //   yardctl status --addr HOST:PORT [--token T] [--json]
 //   yardctl experts --addr HOST:PORT [--layer L] [--token T] [--json]
+//   yardctl rebalance --addr HOST:PORT (--dry-run | --apply) [--token T] [--json]
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
-#include <optional>
 #include <iostream>
+#include <optional>
 
 #include <grpcpp/grpcpp.h>
 
@@ -40,6 +43,8 @@ ABSL_FLAG(std::string, token, "",
           "status, experts: the admin token (default: the environment's YARD_TOKEN; ./yard up "
           "writes it to .yard-run/token).");
 ABSL_FLAG(int32_t, layer, -1, "experts: only this MoE layer (-1: all).");
+ABSL_FLAG(bool, dry_run, false, "rebalance: show the plan and its predicted imbalance only.");
+ABSL_FLAG(bool, apply, false, "rebalance: run it live, with progress; returns when done.");
 ABSL_FLAG(std::string, trace, "",
           "plan: load trace, {\"load\": [[tokens per logical expert] per layer]}.");
 ABSL_FLAG(int32_t, slots, 0, "plan: physical expert slots per layer (R >= experts).");
@@ -93,9 +98,11 @@ int main(int argc, char** argv) {
       "  plan --trace FILE.json --slots R --groups G --nodes N --workers W "
       "[--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]\n"
       "  status --addr HOST:PORT [--token T] [--json]   (workers, placement, requests)\n"
-      "  experts --addr HOST:PORT [--layer L] [--token T] [--json]   (load per expert and slot)");
+      "  experts --addr HOST:PORT [--layer L] [--token T] [--json]   (load per expert and slot)\n"
+      "  rebalance --addr HOST:PORT (--dry-run | --apply) [--token T] [--json]");
   if (positional.size() != 2) {
-    return yard::Fail("expected one command (generate, health, plan, status, experts); see --help");
+    return yard::Fail(
+        "expected one command (generate, health, plan, status, experts, rebalance); see --help");
   }
   const std::string& command = positional[1];
   if (command == "health") {
@@ -137,17 +144,22 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (command == "status" || command == "experts") {
+  if (command == "status" || command == "experts" || command == "rebalance") {
     yard::tools::AdminArgs args;
     args.addr = absl::GetFlag(FLAGS_addr);
     args.token = yard::tools::ResolveAdminToken(absl::GetFlag(FLAGS_token));
     args.json = absl::GetFlag(FLAGS_json);
     args.timeout_s = std::min<int64_t>(absl::GetFlag(FLAGS_timeout_s), 60);
+    args.terminal = isatty(STDOUT_FILENO) != 0;
     std::optional<uint32_t> layer;
     if (absl::GetFlag(FLAGS_layer) >= 0) layer = static_cast<uint32_t>(absl::GetFlag(FLAGS_layer));
-    const absl::Status status = command == "status"
-                                    ? yard::tools::RunStatus(args, std::cout)
-                                    : yard::tools::RunExperts(args, layer, std::cout);
+    if (command == "rebalance" && absl::GetFlag(FLAGS_dry_run) == absl::GetFlag(FLAGS_apply)) {
+      return yard::Fail("rebalance: give exactly one of --dry-run and --apply");
+    }
+    const absl::Status status =
+        command == "status"    ? yard::tools::RunStatus(args, std::cout)
+        : command == "experts" ? yard::tools::RunExperts(args, layer, std::cout)
+                               : yard::tools::RunRebalance(args, absl::GetFlag(FLAGS_apply), std::cout);
     if (!status.ok()) {
       return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
                         std::string(status.message()));

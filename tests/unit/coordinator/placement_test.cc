@@ -85,6 +85,11 @@ class FakeExpertLoader final : public ExpertLoaderInterface {
                  Done done) override {
     calls.push_back({address, std::move(request), std::move(done)});
   }
+  void ReleaseSlots(const std::string& address, cluster::ReleaseSlotsRequest request,
+                    ReleaseDone done) override {
+    releases.push_back({address, std::move(request)});
+    done(absl::OkStatus());
+  }
   // Answers call `i` with every slot it asked for.
   void Succeed(size_t i) {
     cluster::LoadSlotsResponse response;
@@ -92,6 +97,7 @@ class FakeExpertLoader final : public ExpertLoaderInterface {
     calls[i].done(response);
   }
   std::vector<Call> calls;
+  std::vector<std::pair<std::string, cluster::ReleaseSlotsRequest>> releases;
 };
 
 class RecordingSink final : public PlacementSinkInterface {

@@ -1,0 +1,289 @@
+#include "coordinator/rebalancer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/placement/eplb_planner.h"
+
+namespace yard::coordinator {
+namespace {
+
+// The expert workers a placement names, ascending.
+std::vector<uint32_t> PlacedWorkers(const cluster::Placement& placement) {
+  std::set<uint32_t> workers;
+  for (const cluster::LayerPlacement& l : placement.layers()) {
+    for (const cluster::Slot& s : l.slots()) workers.insert(s.worker_id());
+  }
+  return {workers.begin(), workers.end()};
+}
+
+double Mean(const google::protobuf::RepeatedField<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  return values.empty() ? 0.0 : sum / values.size();
+}
+
+}  // namespace
+
+void FillImbalance(const ExpertLoadTotals& totals, const cluster::Placement& before,
+                   const cluster::Placement& after, admin::RebalanceProgress& out) {
+  std::map<uint32_t, const cluster::LayerPlacement*> old_layers, new_layers;
+  for (const cluster::LayerPlacement& l : before.layers()) old_layers[l.layer()] = &l;
+  for (const cluster::LayerPlacement& l : after.layers()) new_layers[l.layer()] = &l;
+  const std::vector<uint32_t> old_workers = PlacedWorkers(before);
+  const std::vector<uint32_t> new_workers = PlacedWorkers(after);
+  out.clear_layers();
+  out.clear_layer_imbalance_before();
+  out.clear_layer_imbalance_after();
+  for (size_t i = 0; i < totals.layers.size(); ++i) {
+    const uint32_t layer = totals.layers[i];
+    if (!old_layers.contains(layer) || !new_layers.contains(layer)) continue;
+    out.add_layers(layer);
+    out.add_layer_imbalance_before(
+        LayerImbalance(*old_layers[layer], totals.tokens_per_expert[i], old_workers));
+    out.add_layer_imbalance_after(
+        LayerImbalance(*new_layers[layer], totals.tokens_per_expert[i], new_workers));
+  }
+  out.set_imbalance_before(Mean(out.layer_imbalance_before()));
+  out.set_imbalance_after(Mean(out.layer_imbalance_after()));
+}
+
+Rebalancer::Rebalancer(RebalanceOptions options, PlacementController& placement,
+                       const ExpertLoadWindow& load, ExpertLoaderInterface& loader,
+                       actor::Actor::Executor executor)
+    : options_(std::move(options)),
+      placement_(placement),
+      load_(load),
+      loader_(loader),
+      actor_("rebalancer", std::move(executor)) {}
+
+Rebalancer::~Rebalancer() {
+  if (timer_ != nullptr) timer_->cancel();
+}
+
+void Rebalancer::Run(bool apply, Progress progress, Done done) {
+  actor_.Post("rebalancer.run", [this, apply, progress = std::move(progress),
+                                 done = std::move(done)]() mutable {
+    if (job_ != nullptr) {
+      done(absl::FailedPreconditionError("a rebalance is already running"));
+      return;
+    }
+    job_ = std::make_unique<Job>();
+    job_->apply = apply;
+    job_->progress = std::move(progress);
+    job_->done = std::move(done);
+    placement_.GetState(actor_.Bind("rebalancer.on_state", [this](ClusterState state) {
+      OnState(std::move(state));
+    }));
+  });
+}
+
+void Rebalancer::OnState(ClusterState state) {
+  const cluster::Placement& current = state.placement;
+  if (current.version() == 0) {
+    Finish(absl::FailedPreconditionError("the cluster has no expert placement yet"));
+    return;
+  }
+  const ExpertLoadTotals totals = load_.Totals();
+  uint64_t routed = 0;
+  for (const std::vector<uint64_t>& layer : totals.tokens_per_expert) {
+    for (uint64_t n : layer) routed += n;
+  }
+  if (routed == 0) {
+    Finish(absl::FailedPreconditionError(
+        "no routed tokens in the load window yet: serve some requests first"));
+    return;
+  }
+  // The live expert workers, ascending; each holds an equal share of every layer.
+  std::vector<uint32_t> workers;
+  std::vector<ExpertWorkerCapacity> capacities;
+  for (const WorkerRecord& w : state.live_expert_workers) {
+    workers.push_back(w.id);
+    capacities.push_back({w.id, w.info.slot_capacity()});
+    job_->addresses[w.id] = w.info.grpc_address();
+  }
+  std::sort(workers.begin(), workers.end());
+  if (workers.empty()) {
+    Finish(absl::FailedPreconditionError("no live expert worker"));
+    return;
+  }
+  const int32_t num_workers = static_cast<int32_t>(workers.size());
+  const int64_t experts = options_.num_experts;
+  const int64_t extra = options_.redundant_slots >= 0 ? options_.redundant_slots : num_workers;
+  const int32_t slots = static_cast<int32_t>((experts + extra + num_workers - 1) / num_workers *
+                                             num_workers);
+
+  placement::ExpertLoad load(totals.layers.size(), std::vector<double>(experts, 0.0));
+  for (size_t l = 0; l < totals.layers.size(); ++l) {
+    for (int64_t e = 0; e < experts; ++e) load[l][e] = static_cast<double>(totals.tokens_per_expert[l][e]);
+  }
+  placement::EplbOptions eplb;
+  eplb.num_slots = slots;
+  eplb.num_groups = options_.groups;
+  eplb.num_nodes = num_workers % options_.nodes == 0 ? options_.nodes : 1;
+  eplb.num_workers = num_workers;
+  eplb.stickiness_tolerance = options_.tolerance;
+  // The planner keeps experts in place when the placement in use has its shape.
+  std::optional<PhysicalPlan> in_use = ToPhysicalPlan(current, totals.layers, workers);
+  const placement::Phy2Log* sticky = nullptr;
+  if (in_use.has_value() && !in_use->phy2log.empty() &&
+      static_cast<int32_t>(in_use->phy2log[0].size()) == slots) {
+    sticky = &in_use->phy2log;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<placement::EplbPlan> plan = placement::PlanPlacement(load, eplb, sticky);
+  const double plan_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (!plan.ok()) {
+    Finish(plan.status());
+    return;
+  }
+  absl::StatusOr<PlacementChange> change = PlanPlacementChange(
+      current, PhysicalPlan{totals.layers, workers, plan->phy2log}, experts, capacities);
+  if (!change.ok()) {
+    Finish(change.status());
+    return;
+  }
+  job_->change = *std::move(change);
+  admin::RebalanceProgress& summary = job_->summary;
+  FillImbalance(totals, current, job_->change.next, summary);
+  summary.set_plan_ms(plan_ms);
+  summary.set_placement_version(job_->change.next.version());
+  summary.set_slots_loaded(job_->change.slots_loaded);
+  int64_t released = 0;
+  for (const auto& [worker, list] : job_->change.releases) released += list.size();
+  summary.set_slots_released(released);
+  Report("plan", 1, 1,
+         absl::StrCat(slots, " slots per layer on ", num_workers, " expert workers, ",
+                      eplb.num_groups % eplb.num_nodes == 0 && eplb.num_nodes > 1
+                          ? "hierarchical"
+                          : "global",
+                      " policy", sticky != nullptr ? ", keeping experts in place" : ""));
+  if (!job_->apply) {
+    Finish(absl::OkStatus());
+    return;
+  }
+  StartLoading();
+}
+
+void Rebalancer::StartLoading() {
+  job_->pending = static_cast<int>(job_->change.loads.size());
+  job_->finished = 0;
+  Report("load", 0, job_->pending);
+  if (job_->pending == 0) {
+    placement_.Publish(job_->change.next);
+    job_->switch_deadline = absl::Now() + options_.switch_timeout;
+    PollSwitch();
+    return;
+  }
+  for (auto& [worker, request] : job_->change.loads) {
+    const uint32_t id = worker;
+    loader_.LoadSlots(job_->addresses[id], request,
+                      actor_.Bind("rebalancer.on_loaded",
+                                  [this, id](absl::StatusOr<cluster::LoadSlotsResponse> r) {
+                                    OnLoaded(id, std::move(r));
+                                  }));
+  }
+}
+
+void Rebalancer::OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResponse> result) {
+  if (job_ == nullptr || job_->pending == 0) return;
+  if (!result.ok()) {
+    job_->pending = 0;
+    Finish(absl::Status(result.status().code(),
+                        absl::StrCat("expert worker ", worker, " could not stage its slots: ",
+                                     result.status().message(), " (placement v",
+                                     job_->change.next.version() - 1, " stays in force)")));
+    return;
+  }
+  ++job_->finished;
+  Report("load", job_->finished, static_cast<int>(job_->change.loads.size()));
+  if (--job_->pending > 0) return;
+  placement_.Publish(job_->change.next);
+  job_->switch_deadline = absl::Now() + options_.switch_timeout;
+  PollSwitch();
+}
+
+void Rebalancer::PollSwitch() {
+  placement_.GetState(actor_.Bind("rebalancer.on_switch_state", [this](ClusterState state) {
+    OnSwitchState(std::move(state));
+  }));
+}
+
+void Rebalancer::OnSwitchState(ClusterState state) {
+  if (job_ == nullptr) return;
+  const uint64_t version = job_->change.next.version();
+  if (state.placement.version() != version) {
+    Finish(absl::AbortedError(absl::StrCat("placement v", state.placement.version(),
+                                           " replaced v", version, " during the switch")));
+    return;
+  }
+  if (state.attention_acked_version >= version) {
+    Report("switch", state.attention_workers, state.attention_workers);
+    StartReleasing();
+    return;
+  }
+  if (absl::Now() > job_->switch_deadline) {
+    Finish(absl::DeadlineExceededError(absl::StrCat(
+        "not every attention worker acknowledged placement v", version, " within ",
+        absl::FormatDuration(options_.switch_timeout), "; old slots left loaded")));
+    return;
+  }
+  if (timer_ == nullptr) timer_ = std::make_unique<boost::asio::steady_timer>(actor_.strand());
+  timer_->expires_after(absl::ToChronoNanoseconds(options_.poll_interval));
+  timer_->async_wait(actor_.Bind("rebalancer.poll", [this](const boost::system::error_code& e) {
+    if (!e) PollSwitch();
+  }));
+}
+
+void Rebalancer::StartReleasing() {
+  job_->pending = static_cast<int>(job_->change.releases.size());
+  job_->finished = 0;
+  Report("release", 0, job_->pending);
+  if (job_->pending == 0) {
+    Report("done", 1, 1);
+    Finish(absl::OkStatus());
+    return;
+  }
+  for (auto& [worker, slots] : job_->change.releases) {
+    cluster::ReleaseSlotsRequest request;
+    for (uint32_t s : slots) request.add_slots(s);
+    loader_.ReleaseSlots(job_->addresses[worker], std::move(request),
+                         actor_.Bind("rebalancer.on_released",
+                                     [this](absl::Status s) { OnReleased(std::move(s)); }));
+  }
+}
+
+void Rebalancer::OnReleased(absl::Status status) {
+  if (job_ == nullptr || job_->pending == 0) return;
+  // A failed release leaves an unused slot loaded: reported, not fatal to the switch.
+  if (!status.ok()) {
+    Report("release", job_->finished, static_cast<int>(job_->change.releases.size()),
+           std::string(status.message()));
+  }
+  ++job_->finished;
+  Report("release", job_->finished, static_cast<int>(job_->change.releases.size()));
+  if (--job_->pending > 0) return;
+  Report("done", 1, 1);
+  Finish(absl::OkStatus());
+}
+
+void Rebalancer::Report(const char* phase, int done, int total, std::string message) {
+  admin::RebalanceProgress p = job_->summary;
+  p.set_phase(phase);
+  p.set_done(done);
+  p.set_total(total);
+  p.set_message(std::move(message));
+  job_->progress(std::move(p));
+}
+
+void Rebalancer::Finish(absl::Status status) {
+  std::unique_ptr<Job> job = std::move(job_);
+  job->done(std::move(status));
+}
+
+}  // namespace yard::coordinator

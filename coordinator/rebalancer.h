@@ -1,0 +1,107 @@
+// Live expert rebalancing (DESIGN.md "Expert placement and rebalancing", issue #5):
+// plans a placement for the load window with the EPLB planner and moves the cluster to
+// it without stopping a step:
+//
+//   plan ─▶ load (expert workers stage the new slots beside the old, pages prefetched
+//   off their compute thread) ─▶ publish v+1 ─▶ switch (every live attention worker
+//   installs v+1 at a step boundary and acknowledges) ─▶ release (slots v+1 no longer
+//   names) ─▶ done
+//
+// An attention worker installs a version only between steps, after every combine of
+// the step before has arrived, so once all have acknowledged v+1 no dispatch can still
+// name an old slot, and releasing it is safe. A failure before publishing leaves v in
+// force (staged slots stay loaded and unused until the next rebalance names or
+// releases them); a switch that times out is reported and nothing is released.
+//
+// Thread rule: Run may be called from any thread; its callbacks run on the strand.
+// Ownership: the controller, load window and loader are borrowed and must outlive it.
+#ifndef SWITCHYARD_COORDINATOR_REBALANCER_H_
+#define SWITCHYARD_COORDINATOR_REBALANCER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "actor/actor.h"
+#include "boost/asio/steady_timer.hpp"
+#include "coordinator/expert_load_window.h"
+#include "coordinator/expert_loader.h"
+#include "coordinator/placement_change.h"
+#include "coordinator/placement_controller.h"
+#include "proto/admin.pb.h"
+
+namespace yard::coordinator {
+
+struct RebalanceOptions {
+  std::vector<uint32_t> moe_layers;
+  int64_t num_experts = 0;
+  int32_t groups = 1;  // the model's expert groups (n_group)
+  int32_t nodes = 1;   // expert-worker nodes for the hierarchical policy (must divide W)
+  double tolerance = 0.05;
+  // Physical slots per layer beyond one per expert, for replicas of hot experts;
+  // -1: one per expert worker. Rounded up so that every worker gets as many.
+  int32_t redundant_slots = -1;
+  absl::Duration switch_timeout = absl::Seconds(60);
+  absl::Duration poll_interval = absl::Milliseconds(20);
+};
+
+class Rebalancer {
+ public:
+  using Progress = absl::AnyInvocable<void(admin::RebalanceProgress)>;
+  using Done = absl::AnyInvocable<void(absl::Status)>;
+
+  Rebalancer(RebalanceOptions options, PlacementController& placement,
+             const ExpertLoadWindow& load, ExpertLoaderInterface& loader,
+             actor::Actor::Executor executor);
+  ~Rebalancer();
+
+  // Plans (and with `apply`, runs) one rebalance; `progress` gets each step, `done`
+  // the outcome. FailedPrecondition when one is already running, the cluster has no
+  // placement yet, or no load was reported in the window.
+  void Run(bool apply, Progress progress, Done done);
+
+ private:
+  struct Job {
+    bool apply = false;
+    Progress progress;
+    Done done;
+    admin::RebalanceProgress summary;  // the "plan" figures, repeated in later phases
+    PlacementChange change;
+    std::map<uint32_t, std::string> addresses;  // expert worker → gRPC address
+    int pending = 0;
+    int finished = 0;
+    absl::Time switch_deadline;
+  };
+
+  void OnState(ClusterState state);
+  void StartLoading();
+  void OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResponse> result);
+  void PollSwitch();
+  void OnSwitchState(ClusterState state);
+  void StartReleasing();
+  void OnReleased(absl::Status status);
+  void Report(const char* phase, int done, int total, std::string message = "");
+  void Finish(absl::Status status);
+
+  const RebalanceOptions options_;
+  PlacementController& placement_;
+  const ExpertLoadWindow& load_;
+  ExpertLoaderInterface& loader_;
+  // On the strand:
+  std::unique_ptr<Job> job_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  actor::Actor actor_;  // last: destroyed first
+};
+
+// The plan's figures for `totals` and a placement (the "plan" progress message apart
+// from phase): per-layer and mean imbalance of `placement` (before) and `next` (after).
+void FillImbalance(const ExpertLoadTotals& totals, const cluster::Placement& before,
+                   const cluster::Placement& after, admin::RebalanceProgress& out);
+
+}  // namespace yard::coordinator
+
+#endif  // SWITCHYARD_COORDINATOR_REBALANCER_H_
