@@ -1,10 +1,15 @@
+#include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
 
 #include "boost/asio/io_context.hpp"
+#include "coordinator/clock.h"
+#include "coordinator/expert_load_window.h"
 #include "coordinator/placement_controller.h"
 #include "coordinator/placement_plan.h"
+#include "coordinator/rebalancer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/presets.h"
@@ -233,6 +238,156 @@ TEST_F(PlacementControllerTest, FailedLoadRetriesOnTheNextMembershipChange) {
   Step();
   EXPECT_EQ(State().placement.version(), 1u);
   EXPECT_TRUE(State().last_error.ok());
+}
+
+
+// The Rebalancer over the same controller and fake loader: plan, stage, publish, wait
+// for the attention workers' acknowledgements, release.
+class RebalancerTest : public PlacementControllerTest {
+ protected:
+  RebalancerTest()
+      : load_({1, 2}, 4, absl::Seconds(60), clock_),
+        rebalancer_(RebalancerOptions(), controller_, load_, loader_, context_.get_executor()) {
+    controller_.OnWorkers({Worker(1, cluster::ROLE_ATTENTION, 0),
+                           Worker(2, cluster::ROLE_EXPERT, 16),
+                           Worker(3, cluster::ROLE_EXPERT, 16)});
+    Step();
+    loader_.Succeed(0);
+    loader_.Succeed(1);
+    Step();
+    loader_.calls.clear();
+  }
+  static RebalanceOptions RebalancerOptions() {
+    RebalanceOptions options;
+    options.moe_layers = {1, 2};
+    options.num_experts = 4;
+    options.poll_interval = absl::Milliseconds(1);
+    options.switch_timeout = absl::Milliseconds(200);
+    return options;
+  }
+  // Expert 0 of both layers gets almost everything.
+  void ReportSkewedLoad() {
+    cluster::LoadReport report;
+    for (uint32_t layer : {1u, 2u}) {
+      cluster::LayerLoad* l = report.add_layers();
+      l->set_layer(layer);
+      for (uint64_t n : {100u, 5u, 5u, 5u}) l->add_tokens_per_expert(n);
+    }
+    ASSERT_TRUE(load_.Add(report).ok());
+  }
+  struct Outcome {
+    std::vector<admin::RebalanceProgress> progress;
+    std::optional<absl::Status> status;
+  };
+  void Start(bool apply, Outcome& out) {
+    rebalancer_.Run(
+        apply, [&out](admin::RebalanceProgress p) { out.progress.push_back(std::move(p)); },
+        [&out](absl::Status s) { out.status = std::move(s); });
+    Step();
+  }
+  // Runs the loop (timers included) until `done` or a second has passed.
+  void RunUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 1000 && !done(); ++i) {
+      context_.restart();
+      context_.run_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  FakeClock clock_;
+  ExpertLoadWindow load_;
+  Rebalancer rebalancer_;
+};
+
+TEST_F(RebalancerTest, WithoutLoadItIsFailedPrecondition) {
+  Outcome out;
+  Start(/*apply=*/true, out);
+  ASSERT_TRUE(out.status.has_value());
+  EXPECT_EQ(out.status->code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(loader_.calls.empty());
+}
+
+TEST_F(RebalancerTest, DryRunReportsThePlanAndChangesNothing) {
+  ReportSkewedLoad();
+  Outcome out;
+  Start(/*apply=*/false, out);
+  ASSERT_TRUE(out.status.has_value());
+  ASSERT_TRUE(out.status->ok()) << *out.status;
+  ASSERT_EQ(out.progress.size(), 1u);
+  const admin::RebalanceProgress& plan = out.progress[0];
+  EXPECT_EQ(plan.phase(), "plan");
+  EXPECT_EQ(plan.placement_version(), 2u);
+  EXPECT_LT(plan.imbalance_after(), plan.imbalance_before());
+  EXPECT_EQ(plan.layers_size(), 2);
+  EXPECT_GT(plan.slots_loaded(), 0);
+  EXPECT_TRUE(loader_.calls.empty());
+  EXPECT_EQ(State().placement.version(), 1u);
+}
+
+TEST_F(RebalancerTest, ApplyStagesPublishesWaitsForEveryAttentionWorkerThenReleases) {
+  ReportSkewedLoad();
+  Outcome out;
+  Start(/*apply=*/true, out);
+  ASSERT_FALSE(out.status.has_value());
+  ASSERT_FALSE(loader_.calls.empty());
+  // A second rebalance meanwhile is refused.
+  Outcome second;
+  Start(/*apply=*/true, second);
+  ASSERT_TRUE(second.status.has_value());
+  EXPECT_EQ(second.status->code(), absl::StatusCode::kFailedPrecondition);
+  // Nothing is published before every worker has staged its slots.
+  EXPECT_EQ(State().placement.version(), 1u);
+  for (size_t i = 0; i < loader_.calls.size(); ++i) {
+    EXPECT_EQ(loader_.calls[i].request.placement_version(), 2u);
+    loader_.Succeed(i);
+  }
+  RunUntil([&] { return State().placement.version() == 2; });
+  EXPECT_EQ(State().placement.version(), 2u);
+  // Published, but the attention worker still routes by v1: nothing is released.
+  RunUntil([] { return false; });  // ~1 s of polling
+  EXPECT_FALSE(out.status.has_value() && out.status->ok());
+  EXPECT_TRUE(loader_.releases.empty());
+}
+
+TEST_F(RebalancerTest, ReleasesOnlyAfterTheAcknowledgement) {
+  ReportSkewedLoad();
+  Outcome out;
+  Start(/*apply=*/true, out);
+  for (size_t i = 0; i < loader_.calls.size(); ++i) loader_.Succeed(i);
+  RunUntil([&] { return State().placement.version() == 2; });
+  EXPECT_TRUE(loader_.releases.empty());
+  controller_.OnAck(1, 2);
+  RunUntil([&] { return out.status.has_value(); });
+  ASSERT_TRUE(out.status.has_value());
+  ASSERT_TRUE(out.status->ok()) << *out.status;
+  EXPECT_FALSE(loader_.releases.empty());
+  std::vector<std::string> phases;
+  for (const admin::RebalanceProgress& p : out.progress) {
+    if (phases.empty() || phases.back() != p.phase()) phases.push_back(p.phase());
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"plan", "load", "switch", "release", "done"}));
+}
+
+TEST_F(RebalancerTest, AFailedLoadLeavesThePlacementInForce) {
+  ReportSkewedLoad();
+  Outcome out;
+  Start(/*apply=*/true, out);
+  ASSERT_FALSE(loader_.calls.empty());
+  loader_.calls[0].done(absl::UnavailableError("worker down"));
+  Step();
+  ASSERT_TRUE(out.status.has_value());
+  EXPECT_EQ(out.status->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(State().placement.version(), 1u);
+}
+
+TEST_F(RebalancerTest, ASwitchNotAcknowledgedInTimeIsDeadlineExceededAndReleasesNothing) {
+  ReportSkewedLoad();
+  Outcome out;
+  Start(/*apply=*/true, out);
+  for (size_t i = 0; i < loader_.calls.size(); ++i) loader_.Succeed(i);
+  RunUntil([&] { return out.status.has_value(); });
+  ASSERT_TRUE(out.status.has_value());
+  EXPECT_EQ(out.status->code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(loader_.releases.empty());
 }
 
 }  // namespace
