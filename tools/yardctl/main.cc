@@ -86,6 +86,12 @@ int Health(const std::string& addr, bool json, int64_t timeout_s) {
   return health.serving() ? 0 : 2;
 }
 
+// 0, or the error printed (its code's name first) and 1.
+int ExitCode(const absl::Status& status) {
+  if (status.ok()) return 0;
+  return yard::Fail(absl::StatusCodeToString(status.code()) + ": " + std::string(status.message()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,11 +126,7 @@ int main(int argc, char** argv) {
     args.json = absl::GetFlag(FLAGS_json);
     args.timeout_s = absl::GetFlag(FLAGS_timeout_s);
     const absl::Status status = yard::tools::RunGenerate(args, std::cout);
-    if (!status.ok()) {
-      return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
-                        std::string(status.message()));
-    }
-    return 0;
+    return ExitCode(status);
   }
   if (command == "plan") {
     yard::tools::PlanArgs args;
@@ -138,11 +140,7 @@ int main(int argc, char** argv) {
     args.tolerance = absl::GetFlag(FLAGS_tolerance);
     args.json = absl::GetFlag(FLAGS_json);
     const absl::Status status = yard::tools::RunPlan(args, std::cout);
-    if (!status.ok()) {
-      return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
-                        std::string(status.message()));
-    }
-    return 0;
+    return ExitCode(status);
   }
   if (command == "status" || command == "experts" || command == "rebalance") {
     yard::tools::AdminArgs args;
@@ -160,11 +158,7 @@ int main(int argc, char** argv) {
         command == "status"    ? yard::tools::RunStatus(args, std::cout)
         : command == "experts" ? yard::tools::RunExperts(args, layer, std::cout)
                                : yard::tools::RunRebalance(args, absl::GetFlag(FLAGS_apply), std::cout);
-    if (!status.ok()) {
-      return yard::Fail(absl::StatusCodeToString(status.code()) + ": " +
-                        std::string(status.message()));
-    }
-    return 0;
+    return ExitCode(status);
   }
   return yard::Fail("unknown command '" + command + "'; see --help");
 }

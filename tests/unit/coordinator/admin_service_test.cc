@@ -13,13 +13,7 @@ namespace {
 
 using testing::TestCoordinator;
 
-CoordinatorOptions Options() {
-  CoordinatorOptions options;
-  options.tokenizer_dir = kDefaultTokenizerDir;
-  options.attention_workers = 1;
-  options.expert_workers = 0;
-  return options;
-}
+CoordinatorOptions Options() { return testing::AttentionOnlyOptions(); }
 
 grpc::Status CallStatus(TestCoordinator& cluster, const char* authorization) {
   grpc::ClientContext context;

@@ -19,13 +19,7 @@ using testing::FakeAttentionWorker;
 using testing::Step;
 using testing::TestCoordinator;
 
-CoordinatorOptions Options() {
-  CoordinatorOptions options;
-  options.tokenizer_dir = kDefaultTokenizerDir;
-  options.attention_workers = 1;
-  options.expert_workers = 0;
-  return options;
-}
+CoordinatorOptions Options() { return testing::AttentionOnlyOptions(); }
 
 generation::GenerateRequest TokenRequest(std::vector<int32_t> ids, int max_tokens) {
   generation::GenerateRequest request;

@@ -39,6 +39,15 @@ inline std::string TinyModelDir(const std::string& name) {
   return dir;
 }
 
+// One attention worker and no expert workers to be ready, the repository's tokenizer.
+inline CoordinatorOptions AttentionOnlyOptions() {
+  CoordinatorOptions options;
+  options.tokenizer_dir = kDefaultTokenizerDir;
+  options.attention_workers = 1;
+  options.expert_workers = 0;
+  return options;
+}
+
 // A coordinator serving on 127.0.0.1:<picked port>, its actors on a 2-thread loop.
 class TestCoordinator {
  public:
