@@ -234,4 +234,45 @@ grpc::ServerWriteReactor<admin::RebalanceProgress>* AdminService::Rebalance(
   return stream;
 }
 
+grpc::ServerWriteReactor<admin::RebalanceProgress>* AdminService::Drain(
+    grpc::CallbackServerContext* context, const admin::DrainRequest* request) {
+  auto* stream = new ProgressStream;
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    stream->Close(auth);
+    return stream;
+  }
+  const uint32_t id = request->worker_id();
+  Rebalancer* rebalancer = &rebalancer_;
+  Router* router = &router_;
+  membership_.Snapshot([stream, id, rebalancer, router](WorkerSnapshot workers) {
+    const WorkerRecord* worker = nullptr;
+    for (const WorkerRecord& w : workers) {
+      if (w.id == id) worker = &w;
+    }
+    if (worker == nullptr || !worker->alive) {
+      stream->Close(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("no live worker ", id)));
+      return;
+    }
+    if (worker->info.role() == cluster::ROLE_EXPERT) {
+      rebalancer->Drain(
+          id, [stream](admin::RebalanceProgress p) { stream->Push(std::move(p)); },
+          [stream](absl::Status s) { stream->Close(transport::ToGrpc(s)); });
+      return;
+    }
+    admin::RebalanceProgress routing_stopped;
+    routing_stopped.set_phase("drain");
+    routing_stopped.set_total(1);
+    routing_stopped.set_message("no new requests go to it; waiting for those running on it");
+    stream->Push(routing_stopped);
+    router->DrainWorker(id, [stream, routing_stopped]() mutable {
+      routing_stopped.set_done(1);
+      routing_stopped.set_message("no request runs on it");
+      stream->Push(routing_stopped);
+      stream->Close(grpc::Status::OK);
+    });
+  });
+  return stream;
+}
+
 }  // namespace yard::coordinator

@@ -49,6 +49,8 @@ class AdminService final : public admin::Admin::CallbackService {
                                     admin::ExpertsResponse* response) override;
   grpc::ServerWriteReactor<admin::RebalanceProgress>* Rebalance(
       grpc::CallbackServerContext* context, const admin::RebalanceRequest* request) override;
+  grpc::ServerWriteReactor<admin::RebalanceProgress>* Drain(
+      grpc::CallbackServerContext* context, const admin::DrainRequest* request) override;
 
  private:
   // OK, or the UNAUTHENTICATED status to finish with.

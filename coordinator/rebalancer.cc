@@ -66,7 +66,16 @@ Rebalancer::~Rebalancer() {
 }
 
 void Rebalancer::Run(bool apply, Progress progress, Done done) {
-  actor_.Post("rebalancer.run", [this, apply, progress = std::move(progress),
+  StartJob(apply, std::nullopt, std::move(progress), std::move(done));
+}
+
+void Rebalancer::Drain(uint32_t expert_worker, Progress progress, Done done) {
+  StartJob(true, expert_worker, std::move(progress), std::move(done));
+}
+
+void Rebalancer::StartJob(bool apply, std::optional<uint32_t> drain, Progress progress,
+                          Done done) {
+  actor_.Post("rebalancer.run", [this, apply, drain, progress = std::move(progress),
                                  done = std::move(done)]() mutable {
     if (job_ != nullptr) {
       done(absl::FailedPreconditionError("a rebalance is already running"));
@@ -74,6 +83,7 @@ void Rebalancer::Run(bool apply, Progress progress, Done done) {
     }
     job_ = std::make_unique<Job>();
     job_->apply = apply;
+    job_->drain = drain;
     job_->progress = std::move(progress);
     job_->done = std::move(done);
     placement_.GetState(actor_.Bind("rebalancer.on_state", [this](ClusterState state) {
@@ -93,36 +103,64 @@ void Rebalancer::OnState(ClusterState state) {
   for (const std::vector<uint64_t>& layer : totals.tokens_per_expert) {
     for (uint64_t n : layer) routed += n;
   }
-  if (routed == 0) {
+  if (routed == 0 && !job_->drain.has_value()) {
     Finish(absl::FailedPreconditionError(
         "no routed tokens in the load window yet: serve some requests first"));
     return;
   }
-  // The live expert workers, ascending; each holds an equal share of every layer.
+  // The live expert workers not drained, ascending; each holds an equal share of every
+  // layer.
   std::vector<uint32_t> workers;
   std::vector<ExpertWorkerCapacity> capacities;
+  bool drained_is_live = false;
   for (const WorkerRecord& w : state.live_expert_workers) {
-    workers.push_back(w.id);
-    capacities.push_back({w.id, w.info.slot_capacity()});
     job_->addresses[w.id] = w.info.grpc_address();
+    capacities.push_back({w.id, w.info.slot_capacity()});
+    if (job_->drain == w.id) drained_is_live = true;
+    if (job_->drain == w.id || drained_.contains(w.id)) continue;
+    workers.push_back(w.id);
   }
   std::sort(workers.begin(), workers.end());
+  if (job_->drain.has_value() && !drained_is_live) {
+    Finish(absl::FailedPreconditionError(
+        absl::StrCat("worker ", *job_->drain, " is not a live expert worker")));
+    return;
+  }
   if (workers.empty()) {
-    Finish(absl::FailedPreconditionError("no live expert worker"));
+    Finish(absl::FailedPreconditionError(
+        job_->drain.has_value() ? "it is the last expert worker: nothing could take its slots"
+                                : "no live expert worker"));
     return;
   }
   const int32_t num_workers = static_cast<int32_t>(workers.size());
   const int64_t experts = options_.num_experts;
   const int64_t extra = options_.redundant_slots >= 0 ? options_.redundant_slots : num_workers;
-  const int32_t slots = static_cast<int32_t>((experts + extra + num_workers - 1) / num_workers *
-                                             num_workers);
+  int64_t slots = (experts + extra + num_workers - 1) / num_workers * num_workers;
+  // No more slots per layer than every worker can hold for all layers.
+  int64_t min_capacity = INT64_MAX;
+  for (const ExpertWorkerCapacity& c : capacities) {
+    if (std::find(workers.begin(), workers.end(), c.worker_id) != workers.end()) {
+      min_capacity = std::min<int64_t>(min_capacity, c.slot_capacity);
+    }
+  }
+  const int64_t num_layers = std::max<int64_t>(1, static_cast<int64_t>(totals.layers.size()));
+  slots = std::min(slots, min_capacity / num_layers * num_workers);
+  if (slots < experts) {
+    Finish(absl::FailedPreconditionError(absl::StrCat(
+        num_workers, " expert workers of ", min_capacity, " slots cannot hold ", experts,
+        " experts in each of ", num_layers, " layers")));
+    return;
+  }
 
-  placement::ExpertLoad load(totals.layers.size(), std::vector<double>(experts, 0.0));
-  for (size_t l = 0; l < totals.layers.size(); ++l) {
-    for (int64_t e = 0; e < experts; ++e) load[l][e] = static_cast<double>(totals.tokens_per_expert[l][e]);
+  // Nothing routed yet (a drain only): every expert counts alike.
+  placement::ExpertLoad load(totals.layers.size(), std::vector<double>(experts, 1.0));
+  for (size_t l = 0; routed > 0 && l < totals.layers.size(); ++l) {
+    for (int64_t e = 0; e < experts; ++e) {
+      load[l][e] = static_cast<double>(totals.tokens_per_expert[l][e]);
+    }
   }
   placement::EplbOptions eplb;
-  eplb.num_slots = slots;
+  eplb.num_slots = static_cast<int32_t>(slots);
   eplb.num_groups = options_.groups;
   eplb.num_nodes = num_workers % options_.nodes == 0 ? options_.nodes : 1;
   eplb.num_workers = num_workers;
@@ -176,6 +214,7 @@ void Rebalancer::StartLoading() {
   Report("load", 0, job_->pending);
   if (job_->pending == 0) {
     placement_.Publish(job_->change.next);
+    job_->published = true;
     job_->switch_deadline = absl::Now() + options_.switch_timeout;
     PollSwitch();
     return;
@@ -204,6 +243,7 @@ void Rebalancer::OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResp
   Report("load", job_->finished, static_cast<int>(job_->change.loads.size()));
   if (--job_->pending > 0) return;
   placement_.Publish(job_->change.next);
+  job_->published = true;
   job_->switch_deadline = absl::Now() + options_.switch_timeout;
   PollSwitch();
 }
@@ -283,6 +323,9 @@ void Rebalancer::Report(const char* phase, int done, int total, std::string mess
 
 void Rebalancer::Finish(absl::Status status) {
   std::unique_ptr<Job> job = std::move(job_);
+  // A drained worker stays out of later plans once its slots have moved (from the
+  // publication on, which a failure after it does not undo).
+  if (job->drain.has_value() && (status.ok() || job->published)) drained_.insert(*job->drain);
   job->done(std::move(status));
 }
 

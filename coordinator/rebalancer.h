@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -63,10 +64,16 @@ class Rebalancer {
   // the outcome. FailedPrecondition when one is already running, the cluster has no
   // placement yet, or no load was reported in the window.
   void Run(bool apply, Progress progress, Done done);
+  // Moves every slot off `expert_worker` (a rebalance over the other live expert
+  // workers, with a uniform load if none was reported) and leaves it out of every later
+  // plan: once done it serves nothing and can be stopped. FailedPrecondition when it is
+  // the last expert worker or not a live one.
+  void Drain(uint32_t expert_worker, Progress progress, Done done);
 
  private:
   struct Job {
     bool apply = false;
+    std::optional<uint32_t> drain;  // the expert worker being drained
     Progress progress;
     Done done;
     admin::RebalanceProgress summary;  // the "plan" figures, repeated in later phases
@@ -74,9 +81,11 @@ class Rebalancer {
     std::map<uint32_t, std::string> addresses;  // expert worker → gRPC address
     int pending = 0;
     int finished = 0;
+    bool published = false;
     absl::Time switch_deadline;
   };
 
+  void StartJob(bool apply, std::optional<uint32_t> drain, Progress progress, Done done);
   void OnState(ClusterState state);
   void StartLoading();
   void OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResponse> result);
@@ -93,6 +102,7 @@ class Rebalancer {
   ExpertLoaderInterface& loader_;
   // On the strand:
   std::unique_ptr<Job> job_;
+  std::set<uint32_t> drained_;  // expert workers no plan may use
   std::unique_ptr<boost::asio::steady_timer> timer_;
   actor::Actor actor_;  // last: destroyed first
 };

@@ -20,6 +20,14 @@ Membership::Listener Router::MakeListener() {
   return [post](const WorkerSnapshot& workers) mutable { post(workers); };
 }
 
+void Router::DrainWorker(uint32_t worker_id, absl::AnyInvocable<void()> idle) {
+  actor_.Post("router.drain_worker", [this, worker_id, idle = std::move(idle)]() mutable {
+    drained_workers_.insert(worker_id);
+    worker_idle_waiters_.emplace_back(worker_id, std::move(idle));
+    MaybeIdle();
+  });
+}
+
 void Router::Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done) {
   actor_.Post("router.pick", [this, cost_tokens, done = std::move(done)]() mutable {
     if (draining_) {
@@ -30,6 +38,7 @@ void Router::Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Ro
     int64_t best_load = std::numeric_limits<int64_t>::max();
     for (const WorkerRecord& worker : workers_) {  // ascending id: ties keep the lowest
       if (!worker.alive || worker.info.role() != cluster::ROLE_ATTENTION) continue;
+      if (drained_workers_.contains(worker.id)) continue;
       auto routed = routed_cost_.find(worker.id);
       const int64_t load =
           worker.queued_tokens + (routed == routed_cost_.end() ? 0 : routed->second);
@@ -73,6 +82,14 @@ void Router::BeginDrain(absl::AnyInvocable<void()> idle) {
 }
 
 void Router::MaybeIdle() {
+  // Waiters for one worker: called once nothing in flight is on it.
+  std::erase_if(worker_idle_waiters_, [this](auto& waiter) {
+    for (const auto& [id, request] : in_flight_) {
+      if (request.worker_id == waiter.first) return false;
+    }
+    waiter.second();
+    return true;
+  });
   if (!draining_ || !in_flight_.empty()) return;
   std::vector<absl::AnyInvocable<void()>> waiters = std::move(idle_waiters_);
   idle_waiters_.clear();

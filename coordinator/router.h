@@ -6,9 +6,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "actor/actor.h"
@@ -58,6 +60,9 @@ class Router {
   // New Picks fail from now on; `idle` runs (on the strand) once no request is in
   // flight, at once if none is.
   void BeginDrain(absl::AnyInvocable<void()> idle);
+  // New Picks skip this attention worker from now on; `idle` runs (on the strand) once
+  // no request routed to it is in flight any more, at once if none is.
+  void DrainWorker(uint32_t worker_id, absl::AnyInvocable<void()> idle);
 
   void GetLoad(absl::AnyInvocable<void(RouterLoad)> done);
 
@@ -75,6 +80,8 @@ class Router {
   absl::flat_hash_map<uint32_t, int64_t> routed_cost_;  // by worker id
   uint64_t next_request_id_ = 1;
   bool draining_ = false;
+  absl::flat_hash_set<uint32_t> drained_workers_;
+  std::vector<std::pair<uint32_t, absl::AnyInvocable<void()>>> worker_idle_waiters_;
   std::vector<absl::AnyInvocable<void()>> idle_waiters_;
   actor::Actor actor_;  // last: destroyed first
 };

@@ -4,6 +4,8 @@
 // output does not depend on which slot or worker computed it); the imbalance measured
 // from per-slot counts falls; and no decode step during the rebalance is longer than
 // the steps before it already were (median, p99 and longest printed).
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -238,6 +240,85 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
   // process waits for a core), so the rebalance is held to the steps before it: it
   // must add no stall beyond that spread.
   EXPECT_LE(longest, 1.5 * longest_before) << "a decode step stalled during the rebalance";
+}
+
+// `yardctl drain` of an expert worker and of an attention worker under a steady stream,
+// each then killed: no request fails and every output is unchanged.
+TEST(RebalanceE2eTest, DrainedWorkersCanBeStoppedWithNoRequestLost) {
+  const std::string model_dir = TmpDir() + "/tiny-v3-drain";
+  model::RandomCheckpointOptions write;
+  write.progress = model::ProgressMode::kNever;
+  write.overwrite = true;
+  write.tokenizer_dir = kTokenizerDir;
+  ASSERT_TRUE(model::WriteRandomCheckpoint(*model::PresetConfig("tiny-v3"), model_dir, write).ok());
+  testing::LocalClusterOptions options;
+  options.model_dir = model_dir;
+  options.tokenizer_dir = kTokenizerDir;
+  options.attention_workers = 2;
+  options.expert_workers = 2;
+  options.worker_flags = {"--deterministic", "--heartbeat-ms=50"};
+  options.log_dir = TmpDir() + "/logs-drain";
+  auto cluster = testing::LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address() +
+                              " --token=" + options.admin_token;
+  auto channel = grpc::CreateChannel((*cluster)->address(), grpc::InsecureChannelCredentials());
+  auto stub = generation::Generation::NewStub(channel);
+  const std::vector<std::vector<int32_t>> prompts = SkewedPrompts();
+  std::vector<std::vector<int32_t>> before;
+  for (const auto& p : prompts) before.push_back(Generate(*stub, p).tokens);
+
+  // The worker of each role with the highest id, and its pid.
+  const nlohmann::json status =
+      nlohmann::json::parse(testing::RunBinary(yardctl + " status --json").out);
+  std::map<std::string, std::pair<int, int>> last;  // role → (id, pid)
+  for (const nlohmann::json& w : status["workers"]) {
+    last[w["role"].get<std::string>()] = {w["id"].get<int>(), w["pid"].get<int>()};
+  }
+  ASSERT_EQ(last.size(), 2u);
+
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::pair<size_t, Stream>> done;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&, c] {
+      auto client = generation::Generation::NewStub(channel);
+      for (size_t i = c; !stop.load(); ++i) {
+        Stream s = Generate(*client, prompts[i % prompts.size()]);
+        std::lock_guard<std::mutex> lock(mu);
+        done.emplace_back(i % prompts.size(), std::move(s));
+      }
+    });
+  }
+  for (const char* role : {"expert", "attention"}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const auto [id, pid] = last[role];
+    const testing::RunResult drained =
+        testing::RunBinary(yardctl + " drain " + std::to_string(id) + " --json");
+    ASSERT_EQ(drained.exit_code, 0) << role << ": " << drained.err << drained.out;
+    EXPECT_NE(drained.out.find("\"drained\":true"), std::string::npos) << drained.out;
+    const nlohmann::json after =
+        nlohmann::json::parse(testing::RunBinary(yardctl + " status --json").out);
+    for (const nlohmann::json& w : after["workers"]) {
+      if (w["id"].get<int>() == id && w["role"] == "expert") {
+        EXPECT_EQ(w["slots_used"].get<int>(), 0) << "the drained expert worker holds slots";
+      }
+    }
+    ASSERT_EQ(kill(pid, SIGKILL), 0) << role;
+    std::printf("drained and killed %s worker %d (pid %d)\n", role, id, pid);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  stop = true;
+  for (std::thread& t : clients) t.join();
+  size_t after_kills = 0;
+  for (const auto& [prompt, s] : done) {
+    EXPECT_EQ(s.error, "") << "prompt " << prompt;
+    EXPECT_EQ(s.tokens, before[prompt]) << "prompt " << prompt;
+    ++after_kills;
+  }
+  std::printf("%zu requests, none failed\n", after_kills);
+  EXPECT_GT(after_kills, 8u);
 }
 
 }  // namespace

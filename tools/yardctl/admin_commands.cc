@@ -154,24 +154,20 @@ void PrintRebalancePlan(const admin::RebalanceProgress& plan, std::ostream& out)
       plan.plan_ms());
 }
 
-absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out) {
-  grpc::ClientContext context;
-  Prepare(args, context);
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
-  admin::RebalanceRequest request;
-  request.set_apply(apply);
-  std::unique_ptr<grpc::ClientReader<admin::RebalanceProgress>> reader =
-      Connect(args)->Rebalance(&context, request);
-  admin::RebalanceProgress progress, plan;
+// Reads a progress stream to its end: the "plan" message printed as a table, every
+// other one as a bar (redrawn in place on a terminal). `plan` gets the plan's figures.
+absl::Status FollowProgress(grpc::ClientReader<admin::RebalanceProgress>& reader,
+                            const AdminArgs& args, std::ostream& out,
+                            admin::RebalanceProgress& plan) {
+  admin::RebalanceProgress progress;
   std::string last_phase;
-  while (reader->Read(&progress)) {
+  while (reader.Read(&progress)) {
     if (progress.phase() == "plan") {
       plan = progress;
       if (!args.json) PrintRebalancePlan(plan, out);
       continue;
     }
     if (args.json) continue;
-    // One bar per phase, redrawn in place: [#####.....] done/total.
     constexpr int kWidth = 30;
     const int total = std::max(progress.total(), 1);
     const int filled = kWidth * std::min(progress.done(), total) / total;
@@ -183,9 +179,22 @@ absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out) 
                            progress.message())
         << (args.terminal ? "" : "\n") << std::flush;
   }
-  const grpc::Status status = reader->Finish();
+  const grpc::Status status = reader.Finish();
   if (args.terminal && !last_phase.empty() && !args.json) out << "\n";
-  if (!status.ok()) return transport::FromGrpc(status);
+  return transport::FromGrpc(status);
+}
+
+absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(args, context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+  admin::RebalanceRequest request;
+  request.set_apply(apply);
+  admin::RebalanceProgress plan;
+  if (absl::Status s = FollowProgress(*Connect(args)->Rebalance(&context, request), args, out, plan);
+      !s.ok()) {
+    return s;
+  }
   if (args.json) {
     nlohmann::json j = {{"imbalance_before", plan.imbalance_before()},
                         {"imbalance_after", plan.imbalance_after()},
@@ -198,6 +207,25 @@ absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out) 
   } else {
     out << (apply ? absl::StrFormat("placement v%d in force\n", plan.placement_version())
                   : std::string("dry run: nothing changed (--apply runs it)\n"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunDrain(const AdminArgs& args, uint32_t worker_id, std::ostream& out) {
+  grpc::ClientContext context;
+  Prepare(args, context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+  admin::DrainRequest request;
+  request.set_worker_id(worker_id);
+  admin::RebalanceProgress plan;
+  if (absl::Status s = FollowProgress(*Connect(args)->Drain(&context, request), args, out, plan);
+      !s.ok()) {
+    return s;
+  }
+  if (args.json) {
+    out << nlohmann::json({{"worker_id", worker_id}, {"drained", true}}).dump() << "\n";
+  } else {
+    out << absl::StrFormat("worker %d drained: it serves nothing and can be stopped\n", worker_id);
   }
   return absl::OkStatus();
 }

@@ -32,6 +32,9 @@ absl::Status RunExperts(const AdminArgs& args, std::optional<uint32_t> layer, st
 // last line is {"imbalance_before", "imbalance_after", "slots_loaded", "slots_released",
 // "plan_ms", "placement_version", "applied"}.
 absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out);
+// Drains worker `worker_id` (see admin.proto Drain), drawing the progress likewise; with
+// --json the last line is {"worker_id": N, "drained": true}.
+absl::Status RunDrain(const AdminArgs& args, uint32_t worker_id, std::ostream& out);
 
 // The printers, apart from the calls (tests).
 void PrintStatus(const admin::StatusResponse& status, bool json, std::ostream& out);

@@ -7,6 +7,7 @@
 //   yardctl status --addr HOST:PORT [--token T] [--json]
 //   yardctl experts --addr HOST:PORT [--layer L] [--token T] [--json]
 //   yardctl rebalance --addr HOST:PORT (--dry-run | --apply) [--token T] [--json]
+//   yardctl drain WORKER --addr HOST:PORT [--token T] [--json]
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "common/cli.h"
 #include "tools/yardctl/admin_commands.h"
 #include "tools/yardctl/generate_command.h"
@@ -105,10 +107,13 @@ int main(int argc, char** argv) {
       "[--current PLAN.json] [--out PLAN.json] [--tolerance T] [--json]\n"
       "  status --addr HOST:PORT [--token T] [--json]   (workers, placement, requests)\n"
       "  experts --addr HOST:PORT [--layer L] [--token T] [--json]   (load per expert and slot)\n"
-      "  rebalance --addr HOST:PORT (--dry-run | --apply) [--token T] [--json]");
-  if (positional.size() != 2) {
+      "  rebalance --addr HOST:PORT (--dry-run | --apply) [--token T] [--json]\n"
+      "  drain WORKER --addr HOST:PORT [--token T] [--json]   (then it can be stopped)");
+  const bool drain = positional.size() == 3 && positional[1] == "drain";
+  if (positional.size() != 2 && !drain) {
     return yard::Fail(
-        "expected one command (generate, health, plan, status, experts, rebalance); see --help");
+        "expected one command (generate, health, plan, status, experts, rebalance, drain "
+        "WORKER); see --help");
   }
   const std::string& command = positional[1];
   if (command == "health") {
@@ -142,7 +147,7 @@ int main(int argc, char** argv) {
     const absl::Status status = yard::tools::RunPlan(args, std::cout);
     return ExitCode(status);
   }
-  if (command == "status" || command == "experts" || command == "rebalance") {
+  if (command == "status" || command == "experts" || command == "rebalance" || drain) {
     yard::tools::AdminArgs args;
     args.addr = absl::GetFlag(FLAGS_addr);
     args.token = yard::tools::ResolveAdminToken(absl::GetFlag(FLAGS_token));
@@ -153,6 +158,13 @@ int main(int argc, char** argv) {
     if (absl::GetFlag(FLAGS_layer) >= 0) layer = static_cast<uint32_t>(absl::GetFlag(FLAGS_layer));
     if (command == "rebalance" && absl::GetFlag(FLAGS_dry_run) == absl::GetFlag(FLAGS_apply)) {
       return yard::Fail("rebalance: give exactly one of --dry-run and --apply");
+    }
+    if (drain) {
+      uint32_t worker = 0;
+      if (!absl::SimpleAtoi(positional[2], &worker)) {
+        return yard::Fail("drain: WORKER must be a worker id (see yardctl status)");
+      }
+      return ExitCode(yard::tools::RunDrain(args, worker, std::cout));
     }
     const absl::Status status =
         command == "status"    ? yard::tools::RunStatus(args, std::cout)
