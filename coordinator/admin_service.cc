@@ -275,4 +275,36 @@ grpc::ServerWriteReactor<admin::RebalanceProgress>* AdminService::Drain(
   return stream;
 }
 
+grpc::ServerWriteReactor<admin::RebalanceProgress>* AdminService::StreamEdit(
+    grpc::CallbackServerContext* context, PlacementEdit edit) {
+  auto* stream = new ProgressStream;
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    stream->Close(auth);
+    return stream;
+  }
+  rebalancer_.Edit(
+      edit, [stream](admin::RebalanceProgress p) { stream->Push(std::move(p)); },
+      [stream](absl::Status s) { stream->Close(transport::ToGrpc(s)); });
+  return stream;
+}
+
+grpc::ServerWriteReactor<admin::RebalanceProgress>* AdminService::Replicate(
+    grpc::CallbackServerContext* context, const admin::ReplicateRequest* request) {
+  PlacementEdit edit;
+  edit.kind = PlacementEdit::Kind::kReplicate;
+  edit.layer = request->layer();
+  edit.expert = static_cast<int32_t>(std::min<uint32_t>(request->expert(), INT32_MAX));
+  if (request->has_worker_id()) edit.worker = request->worker_id();
+  return StreamEdit(context, edit);
+}
+
+grpc::ServerWriteReactor<admin::RebalanceProgress>* AdminService::Evict(
+    grpc::CallbackServerContext* context, const admin::EvictRequest* request) {
+  PlacementEdit edit;
+  edit.kind = PlacementEdit::Kind::kEvict;
+  edit.layer = request->layer();
+  edit.slot = request->slot();
+  return StreamEdit(context, edit);
+}
+
 }  // namespace yard::coordinator

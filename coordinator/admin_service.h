@@ -51,10 +51,17 @@ class AdminService final : public admin::Admin::CallbackService {
       grpc::CallbackServerContext* context, const admin::RebalanceRequest* request) override;
   grpc::ServerWriteReactor<admin::RebalanceProgress>* Drain(
       grpc::CallbackServerContext* context, const admin::DrainRequest* request) override;
+  grpc::ServerWriteReactor<admin::RebalanceProgress>* Replicate(
+      grpc::CallbackServerContext* context, const admin::ReplicateRequest* request) override;
+  grpc::ServerWriteReactor<admin::RebalanceProgress>* Evict(
+      grpc::CallbackServerContext* context, const admin::EvictRequest* request) override;
 
  private:
   // OK, or the UNAUTHENTICATED status to finish with.
   grpc::Status Authenticate(const grpc::CallbackServerContext& context) const;
+  // A progress stream running `edit` on the rebalancer (after the token check).
+  grpc::ServerWriteReactor<admin::RebalanceProgress>* StreamEdit(
+      grpc::CallbackServerContext* context, PlacementEdit edit);
 
   Membership& membership_;
   PlacementController& placement_;

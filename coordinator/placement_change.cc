@@ -37,6 +37,18 @@ std::optional<PhysicalPlan> ToPhysicalPlan(const cluster::Placement& placement,
   return plan;
 }
 
+TargetPlacement TargetOf(const cluster::Placement& placement) {
+  TargetPlacement target;
+  for (const cluster::LayerPlacement& l : placement.layers()) {
+    target.layers.push_back(l.layer());
+    std::vector<std::pair<uint32_t, int32_t>>& slots = target.slots.emplace_back();
+    for (const cluster::Slot& s : l.slots()) {
+      slots.emplace_back(s.worker_id(), static_cast<int32_t>(s.logical_expert()));
+    }
+  }
+  return target;
+}
+
 absl::StatusOr<PlacementChange> PlanPlacementChange(
     const cluster::Placement& current, const PhysicalPlan& plan, int64_t num_experts,
     const std::vector<ExpertWorkerCapacity>& capacities) {
@@ -47,13 +59,30 @@ absl::StatusOr<PlacementChange> PlanPlacementChange(
                                                    " layers of slots for ", plan.layers.size(),
                                                    " layers"));
   }
+  TargetPlacement target;
+  target.layers = plan.layers;
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
+    const std::vector<int32_t>& row = plan.phy2log[i];
+    if (row.empty() || row.size() % num_workers != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("layer ", plan.layers[i], ": ", row.size(),
+                                                     " slots do not split over ", num_workers,
+                                                     " workers"));
+    }
+    const size_t per_worker = row.size() / num_workers;
+    std::vector<std::pair<uint32_t, int32_t>>& slots = target.slots.emplace_back();
+    for (size_t p = 0; p < row.size(); ++p) slots.emplace_back(plan.workers[p / per_worker], row[p]);
+  }
+  return PlanChangeTo(current, target, num_experts, capacities);
+}
+
+absl::StatusOr<PlacementChange> PlanChangeTo(const cluster::Placement& current,
+                                             const TargetPlacement& target, int64_t num_experts,
+                                             const std::vector<ExpertWorkerCapacity>& capacities) {
+  if (target.slots.size() != target.layers.size()) {
+    return absl::InvalidArgumentError("the target's layers and slot lists differ in number");
+  }
   std::map<uint32_t, int32_t> capacity;
   for (const ExpertWorkerCapacity& c : capacities) capacity[c.worker_id] = c.slot_capacity;
-  for (uint32_t w : plan.workers) {
-    if (!capacity.contains(w)) {
-      return absl::InvalidArgumentError(absl::StrCat("expert worker ", w, " is not live"));
-    }
-  }
   // Slot ids `current` uses per worker (every layer), and which it keeps.
   std::map<uint32_t, std::set<uint32_t>> used;
   // (worker, layer, expert) → current slot ids, to keep.
@@ -71,29 +100,24 @@ absl::StatusOr<PlacementChange> PlanPlacementChange(
   change.next.set_version(current.version() + 1);
   *change.next.mutable_peers() = current.peers();
   std::set<uint32_t> seen_layers;
-  for (size_t i = 0; i < plan.layers.size(); ++i) {
-    const uint32_t layer = plan.layers[i];
+  for (size_t i = 0; i < target.layers.size(); ++i) {
+    const uint32_t layer = target.layers[i];
     if (!seen_layers.insert(layer).second) {
       return absl::InvalidArgumentError(absl::StrCat("the plan names layer ", layer, " twice"));
     }
-    const std::vector<int32_t>& row = plan.phy2log[i];
-    if (row.empty() || row.size() % num_workers != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("layer ", layer, ": ", row.size(),
-                                                     " slots do not split over ", num_workers,
-                                                     " workers"));
-    }
     std::vector<bool> covered(num_experts, false);
-    const size_t per_worker = row.size() / num_workers;
     cluster::LayerPlacement* out = change.next.add_layers();
     out->set_layer(layer);
-    for (size_t p = 0; p < row.size(); ++p) {
-      const int32_t expert = row[p];
+    for (size_t p = 0; p < target.slots[i].size(); ++p) {
+      const auto [worker, expert] = target.slots[i][p];
       if (expert < 0 || expert >= num_experts) {
         return absl::InvalidArgumentError(
             absl::StrCat("layer ", layer, " slot ", p, ": expert ", expert, " out of range"));
       }
+      if (!capacity.contains(worker)) {
+        return absl::InvalidArgumentError(absl::StrCat("expert worker ", worker, " is not live"));
+      }
       covered[expert] = true;
-      const uint32_t worker = plan.workers[p / per_worker];
       std::vector<uint32_t>& same = reusable[{worker, layer, static_cast<uint32_t>(expert)}];
       uint32_t slot;
       if (!same.empty()) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -41,6 +42,21 @@ struct PlacementChange {
   std::map<uint32_t, std::vector<uint32_t>> releases;
   int64_t slots_loaded = 0;
 };
+
+// A placement to move to, per layer (in `layers` order): the (expert worker, logical
+// expert) of each of its slots, in order.
+struct TargetPlacement {
+  std::vector<uint32_t> layers;
+  std::vector<std::vector<std::pair<uint32_t, int32_t>>> slots;
+};
+
+// `placement` as a target (to edit: add or remove a slot).
+TargetPlacement TargetOf(const cluster::Placement& placement);
+
+// The change from `current` to `target` (the rules of PlanPlacementChange below).
+absl::StatusOr<PlacementChange> PlanChangeTo(const cluster::Placement& current,
+                                             const TargetPlacement& target, int64_t num_experts,
+                                             const std::vector<ExpertWorkerCapacity>& capacities);
 
 // The change from `current` to `plan`. A (worker, layer, logical expert) that both
 // name keeps its slot id, so that worker reads nothing; each other one gets a slot id

@@ -66,16 +66,20 @@ Rebalancer::~Rebalancer() {
 }
 
 void Rebalancer::Run(bool apply, Progress progress, Done done) {
-  StartJob(apply, std::nullopt, std::move(progress), std::move(done));
+  StartJob(apply, std::nullopt, std::nullopt, std::move(progress), std::move(done));
 }
 
 void Rebalancer::Drain(uint32_t expert_worker, Progress progress, Done done) {
-  StartJob(true, expert_worker, std::move(progress), std::move(done));
+  StartJob(true, expert_worker, std::nullopt, std::move(progress), std::move(done));
 }
 
-void Rebalancer::StartJob(bool apply, std::optional<uint32_t> drain, Progress progress,
-                          Done done) {
-  actor_.Post("rebalancer.run", [this, apply, drain, progress = std::move(progress),
+void Rebalancer::Edit(PlacementEdit edit, Progress progress, Done done) {
+  StartJob(true, std::nullopt, edit, std::move(progress), std::move(done));
+}
+
+void Rebalancer::StartJob(bool apply, std::optional<uint32_t> drain,
+                          std::optional<PlacementEdit> edit, Progress progress, Done done) {
+  actor_.Post("rebalancer.run", [this, apply, drain, edit, progress = std::move(progress),
                                  done = std::move(done)]() mutable {
     if (job_ != nullptr) {
       done(absl::FailedPreconditionError("a rebalance is already running"));
@@ -84,6 +88,7 @@ void Rebalancer::StartJob(bool apply, std::optional<uint32_t> drain, Progress pr
     job_ = std::make_unique<Job>();
     job_->apply = apply;
     job_->drain = drain;
+    job_->edit = edit;
     job_->progress = std::move(progress);
     job_->done = std::move(done);
     placement_.GetState(actor_.Bind("rebalancer.on_state", [this](ClusterState state) {
@@ -103,7 +108,7 @@ void Rebalancer::OnState(ClusterState state) {
   for (const std::vector<uint64_t>& layer : totals.tokens_per_expert) {
     for (uint64_t n : layer) routed += n;
   }
-  if (routed == 0 && !job_->drain.has_value()) {
+  if (routed == 0 && !job_->drain.has_value() && !job_->edit.has_value()) {
     Finish(absl::FailedPreconditionError(
         "no routed tokens in the load window yet: serve some requests first"));
     return;
@@ -132,8 +137,30 @@ void Rebalancer::OnState(ClusterState state) {
                                 : "no live expert worker"));
     return;
   }
-  const int32_t num_workers = static_cast<int32_t>(workers.size());
   const int64_t experts = options_.num_experts;
+  if (job_->edit.has_value()) {
+    absl::StatusOr<TargetPlacement> target = EditedTarget(*job_->edit, current, totals, workers);
+    absl::StatusOr<PlacementChange> change =
+        target.ok() ? PlanChangeTo(current, *target, experts, capacities)
+                    : absl::StatusOr<PlacementChange>(target.status());
+    if (!change.ok()) {
+      Finish(change.status());
+      return;
+    }
+    job_->change = *std::move(change);
+    FillImbalance(totals, current, job_->change.next, job_->summary);
+    job_->summary.set_placement_version(job_->change.next.version());
+    job_->summary.set_slots_loaded(job_->change.slots_loaded);
+    int64_t released = 0;
+    for (const auto& [worker, list] : job_->change.releases) released += list.size();
+    job_->summary.set_slots_released(released);
+    Report("plan", 1, 1,
+           job_->edit->kind == PlacementEdit::Kind::kReplicate ? "one more replica"
+                                                                : "one replica fewer");
+    StartLoading();
+    return;
+  }
+  const int32_t num_workers = static_cast<int32_t>(workers.size());
   const int64_t extra = options_.redundant_slots >= 0 ? options_.redundant_slots : num_workers;
   int64_t slots = (experts + extra + num_workers - 1) / num_workers * num_workers;
   // No more slots per layer than every worker can hold for all layers.
@@ -206,6 +233,75 @@ void Rebalancer::OnState(ClusterState state) {
     return;
   }
   StartLoading();
+}
+
+absl::StatusOr<TargetPlacement> Rebalancer::EditedTarget(const PlacementEdit& edit,
+                                                        const cluster::Placement& current,
+                                                        const ExpertLoadTotals& totals,
+                                                        const std::vector<uint32_t>& workers) const {
+  TargetPlacement target = TargetOf(current);
+  const auto at = std::find(target.layers.begin(), target.layers.end(), edit.layer);
+  if (at == target.layers.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("layer ", edit.layer, " is not a MoE layer"));
+  }
+  std::vector<std::pair<uint32_t, int32_t>>& slots = target.slots[at - target.layers.begin()];
+  if (edit.kind == PlacementEdit::Kind::kEvict) {
+    if (edit.slot >= slots.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("layer ", edit.layer, " has ", slots.size(),
+                                                     " slots; there is no slot ", edit.slot));
+    }
+    const int32_t expert = slots[edit.slot].second;
+    const auto replicas = std::count_if(slots.begin(), slots.end(),
+                                        [expert](const auto& s) { return s.second == expert; });
+    if (replicas < 2) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "slot ", edit.slot, " holds the last replica of expert ", expert, " of layer ",
+          edit.layer));
+    }
+    slots.erase(slots.begin() + edit.slot);
+    return target;
+  }
+  if (edit.expert < 0 || edit.expert >= options_.num_experts) {
+    return absl::InvalidArgumentError(absl::StrCat("expert ", edit.expert, " out of range"));
+  }
+  auto holds = [&](uint32_t worker) {
+    return std::find(slots.begin(), slots.end(), std::make_pair(worker, edit.expert)) !=
+           slots.end();
+  };
+  std::optional<uint32_t> worker = edit.worker;
+  if (worker.has_value()) {
+    if (std::find(workers.begin(), workers.end(), *worker) == workers.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("worker ", *worker, " is not a live expert worker in service"));
+    }
+  } else {
+    // The least loaded worker of this layer without the expert (tokens split over
+    // replicas, from the load window).
+    const size_t index = std::find(totals.layers.begin(), totals.layers.end(), edit.layer) -
+                         totals.layers.begin();
+    std::map<int32_t, int> replicas;
+    for (const auto& [w, e] : slots) ++replicas[e];
+    double best = 0;
+    for (uint32_t w : workers) {
+      if (holds(w)) continue;
+      double load = 0;
+      for (const auto& [slot_worker, e] : slots) {
+        if (slot_worker == w && index < totals.layers.size()) {
+          load += static_cast<double>(totals.tokens_per_expert[index][e]) / replicas[e];
+        }
+      }
+      if (!worker.has_value() || load < best) {
+        worker = w;
+        best = load;
+      }
+    }
+    if (!worker.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "every expert worker already holds expert ", edit.expert, " of layer ", edit.layer));
+    }
+  }
+  slots.emplace_back(*worker, edit.expert);
+  return target;
 }
 
 void Rebalancer::StartLoading() {

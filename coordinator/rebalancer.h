@@ -37,6 +37,20 @@
 
 namespace yard::coordinator {
 
+// One operator edit of the placement in force, applied like a rebalance.
+struct PlacementEdit {
+  enum class Kind { kReplicate, kEvict };
+  Kind kind = Kind::kReplicate;
+  uint32_t layer = 0;
+  // kReplicate: one more replica of `expert`, on `worker` (default: the expert worker
+  // with the least load in the layer that does not hold the expert yet).
+  int32_t expert = 0;
+  std::optional<uint32_t> worker;
+  // kEvict: the layer's slot at this index (placement order, as `yardctl experts`
+  // lists them); its expert must keep another replica.
+  uint32_t slot = 0;
+};
+
 struct RebalanceOptions {
   std::vector<uint32_t> moe_layers;
   int64_t num_experts = 0;
@@ -69,11 +83,15 @@ class Rebalancer {
   // plan: once done it serves nothing and can be stopped. FailedPrecondition when it is
   // the last expert worker or not a live one.
   void Drain(uint32_t expert_worker, Progress progress, Done done);
+  // Applies one edit (InvalidArgument for a layer, expert, slot or worker that does not
+  // exist; FailedPrecondition for evicting an expert's last replica).
+  void Edit(PlacementEdit edit, Progress progress, Done done);
 
  private:
   struct Job {
     bool apply = false;
     std::optional<uint32_t> drain;  // the expert worker being drained
+    std::optional<PlacementEdit> edit;
     Progress progress;
     Done done;
     admin::RebalanceProgress summary;  // the "plan" figures, repeated in later phases
@@ -85,7 +103,13 @@ class Rebalancer {
     absl::Time switch_deadline;
   };
 
-  void StartJob(bool apply, std::optional<uint32_t> drain, Progress progress, Done done);
+  void StartJob(bool apply, std::optional<uint32_t> drain, std::optional<PlacementEdit> edit,
+                Progress progress, Done done);
+  // The target of an edit of `current`, or why it cannot be made.
+  absl::StatusOr<TargetPlacement> EditedTarget(const PlacementEdit& edit,
+                                               const cluster::Placement& current,
+                                               const ExpertLoadTotals& totals,
+                                               const std::vector<uint32_t>& workers) const;
   void OnState(ClusterState state);
   void StartLoading();
   void OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResponse> result);

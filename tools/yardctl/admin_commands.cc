@@ -184,31 +184,62 @@ absl::Status FollowProgress(grpc::ClientReader<admin::RebalanceProgress>& reader
   return transport::FromGrpc(status);
 }
 
-absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out) {
-  grpc::ClientContext context;
-  Prepare(args, context);
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
-  admin::RebalanceRequest request;
-  request.set_apply(apply);
-  admin::RebalanceProgress plan;
-  if (absl::Status s = FollowProgress(*Connect(args)->Rebalance(&context, request), args, out, plan);
-      !s.ok()) {
-    return s;
-  }
-  if (args.json) {
+// After a plan ran (or, without `applied`, was only shown): the summary.
+void PrintOutcome(const admin::RebalanceProgress& plan, bool applied, bool json, std::ostream& out) {
+  if (json) {
     nlohmann::json j = {{"imbalance_before", plan.imbalance_before()},
                         {"imbalance_after", plan.imbalance_after()},
                         {"slots_loaded", plan.slots_loaded()},
                         {"slots_released", plan.slots_released()},
                         {"plan_ms", plan.plan_ms()},
                         {"placement_version", plan.placement_version()},
-                        {"applied", apply}};
+                        {"applied", applied}};
     out << j.dump() << "\n";
   } else {
-    out << (apply ? absl::StrFormat("placement v%d in force\n", plan.placement_version())
-                  : std::string("dry run: nothing changed (--apply runs it)\n"));
+    out << (applied ? absl::StrFormat("placement v%d in force\n", plan.placement_version())
+                    : std::string("dry run: nothing changed (--apply runs it)\n"));
   }
+}
+
+// Opens a progress stream with `start` and follows it; then the summary.
+template <typename Start>
+absl::Status RunPlacementCall(const AdminArgs& args, bool applied, std::ostream& out, Start start) {
+  grpc::ClientContext context;
+  Prepare(args, context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+  admin::RebalanceProgress plan;
+  std::unique_ptr<admin::Admin::Stub> stub = Connect(args);
+  if (absl::Status s = FollowProgress(*start(*stub, context), args, out, plan); !s.ok()) return s;
+  PrintOutcome(plan, applied, args.json, out);
   return absl::OkStatus();
+}
+
+absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out) {
+  admin::RebalanceRequest request;
+  request.set_apply(apply);
+  return RunPlacementCall(args, apply, out, [&](admin::Admin::Stub& stub, grpc::ClientContext& c) {
+    return stub.Rebalance(&c, request);
+  });
+}
+
+absl::Status RunReplicate(const AdminArgs& args, uint32_t layer, uint32_t expert,
+                          std::optional<uint32_t> worker, std::ostream& out) {
+  admin::ReplicateRequest request;
+  request.set_layer(layer);
+  request.set_expert(expert);
+  if (worker.has_value()) request.set_worker_id(*worker);
+  return RunPlacementCall(args, true, out, [&](admin::Admin::Stub& stub, grpc::ClientContext& c) {
+    return stub.Replicate(&c, request);
+  });
+}
+
+absl::Status RunEvict(const AdminArgs& args, uint32_t layer, uint32_t slot, std::ostream& out) {
+  admin::EvictRequest request;
+  request.set_layer(layer);
+  request.set_slot(slot);
+  return RunPlacementCall(args, true, out, [&](admin::Admin::Stub& stub, grpc::ClientContext& c) {
+    return stub.Evict(&c, request);
+  });
 }
 
 absl::Status RunDrain(const AdminArgs& args, uint32_t worker_id, std::ostream& out) {

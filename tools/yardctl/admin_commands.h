@@ -35,6 +35,12 @@ absl::Status RunRebalance(const AdminArgs& args, bool apply, std::ostream& out);
 // Drains worker `worker_id` (see admin.proto Drain), drawing the progress likewise; with
 // --json the last line is {"worker_id": N, "drained": true}.
 absl::Status RunDrain(const AdminArgs& args, uint32_t worker_id, std::ostream& out);
+// One more replica of (layer, expert) [on worker], or one fewer (the layer's slot at
+// index `slot`); progress as for rebalance; with --json the last line is the same
+// summary as rebalance's.
+absl::Status RunReplicate(const AdminArgs& args, uint32_t layer, uint32_t expert,
+                          std::optional<uint32_t> worker, std::ostream& out);
+absl::Status RunEvict(const AdminArgs& args, uint32_t layer, uint32_t slot, std::ostream& out);
 
 // The printers, apart from the calls (tests).
 void PrintStatus(const admin::StatusResponse& status, bool json, std::ostream& out);

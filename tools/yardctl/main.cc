@@ -8,6 +8,8 @@
 //   yardctl experts --addr HOST:PORT [--layer L] [--token T] [--json]
 //   yardctl rebalance --addr HOST:PORT (--dry-run | --apply) [--token T] [--json]
 //   yardctl drain WORKER --addr HOST:PORT [--token T] [--json]
+//   yardctl replicate --layer L --expert E [--worker W] --addr HOST:PORT [--token T] [--json]
+//   yardctl evict --layer L --slot S --addr HOST:PORT [--token T] [--json]
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,7 +46,13 @@ ABSL_FLAG(int64_t, timeout_s, 600, "Deadline of the call, seconds.");
 ABSL_FLAG(std::string, token, "",
           "status, experts: the admin token (default: the environment's YARD_TOKEN; ./yard up "
           "writes it to .yard-run/token).");
-ABSL_FLAG(int32_t, layer, -1, "experts: only this MoE layer (-1: all).");
+ABSL_FLAG(int32_t, layer, -1,
+          "experts: only this MoE layer (-1: all); replicate, evict: the layer (required).");
+ABSL_FLAG(int32_t, expert, -1, "replicate: the logical expert.");
+ABSL_FLAG(int32_t, worker, -1,
+          "replicate: the expert worker to hold the replica (-1: the least loaded without it).");
+ABSL_FLAG(int32_t, slot, -1,
+          "evict: the slot's index in its layer, as `yardctl experts --json` lists them.");
 ABSL_FLAG(bool, dry_run, false, "rebalance: show the plan and its predicted imbalance only.");
 ABSL_FLAG(bool, apply, false, "rebalance: run it live, with progress; returns when done.");
 ABSL_FLAG(std::string, trace, "",
@@ -108,12 +116,14 @@ int main(int argc, char** argv) {
       "  status --addr HOST:PORT [--token T] [--json]   (workers, placement, requests)\n"
       "  experts --addr HOST:PORT [--layer L] [--token T] [--json]   (load per expert and slot)\n"
       "  rebalance --addr HOST:PORT (--dry-run | --apply) [--token T] [--json]\n"
-      "  drain WORKER --addr HOST:PORT [--token T] [--json]   (then it can be stopped)");
+      "  drain WORKER --addr HOST:PORT [--token T] [--json]   (then it can be stopped)\n"
+      "  replicate --layer L --expert E [--worker W] --addr HOST:PORT [--token T] [--json]\n"
+      "  evict --layer L --slot S --addr HOST:PORT [--token T] [--json]");
   const bool drain = positional.size() == 3 && positional[1] == "drain";
   if (positional.size() != 2 && !drain) {
     return yard::Fail(
         "expected one command (generate, health, plan, status, experts, rebalance, drain "
-        "WORKER); see --help");
+        "WORKER, replicate, evict); see --help");
   }
   const std::string& command = positional[1];
   if (command == "health") {
@@ -147,7 +157,8 @@ int main(int argc, char** argv) {
     const absl::Status status = yard::tools::RunPlan(args, std::cout);
     return ExitCode(status);
   }
-  if (command == "status" || command == "experts" || command == "rebalance" || drain) {
+  if (command == "status" || command == "experts" || command == "rebalance" ||
+      command == "replicate" || command == "evict" || drain) {
     yard::tools::AdminArgs args;
     args.addr = absl::GetFlag(FLAGS_addr);
     args.token = yard::tools::ResolveAdminToken(absl::GetFlag(FLAGS_token));
@@ -158,6 +169,21 @@ int main(int argc, char** argv) {
     if (absl::GetFlag(FLAGS_layer) >= 0) layer = static_cast<uint32_t>(absl::GetFlag(FLAGS_layer));
     if (command == "rebalance" && absl::GetFlag(FLAGS_dry_run) == absl::GetFlag(FLAGS_apply)) {
       return yard::Fail("rebalance: give exactly one of --dry-run and --apply");
+    }
+    if (command == "replicate" || command == "evict") {
+      const int32_t l = absl::GetFlag(FLAGS_layer);
+      const int32_t e = absl::GetFlag(FLAGS_expert);
+      const int32_t w = absl::GetFlag(FLAGS_worker);
+      const int32_t s = absl::GetFlag(FLAGS_slot);
+      if (l < 0) return yard::Fail(command + ": --layer is required");
+      if (command == "replicate") {
+        if (e < 0) return yard::Fail("replicate: --expert is required");
+        std::optional<uint32_t> on;
+        if (w >= 0) on = static_cast<uint32_t>(w);
+        return ExitCode(yard::tools::RunReplicate(args, l, e, on, std::cout));
+      }
+      if (s < 0) return yard::Fail("evict: --slot is required");
+      return ExitCode(yard::tools::RunEvict(args, l, s, std::cout));
     }
     if (drain) {
       uint32_t worker = 0;

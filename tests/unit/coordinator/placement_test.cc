@@ -390,5 +390,71 @@ TEST_F(RebalancerTest, ASwitchNotAcknowledgedInTimeIsDeadlineExceededAndReleases
   EXPECT_TRUE(loader_.releases.empty());
 }
 
+TEST_F(RebalancerTest, ReplicateAddsOneSlotThenEvictRemovesItButNeverTheLastReplica) {
+  Outcome add;
+  PlacementEdit replicate;
+  replicate.layer = 1;
+  replicate.expert = 2;
+  rebalancer_.Edit(
+      replicate, [&add](admin::RebalanceProgress p) { add.progress.push_back(std::move(p)); },
+      [&add](absl::Status s) { add.status = std::move(s); });
+  Step();
+  ASSERT_EQ(loader_.calls.size(), 1u);  // one worker stages one slot
+  ASSERT_EQ(loader_.calls[0].request.slots_size(), 1);
+  EXPECT_EQ(loader_.calls[0].request.slots(0).layer(), 1u);
+  EXPECT_EQ(loader_.calls[0].request.slots(0).logical_expert(), 2u);
+  loader_.Succeed(0);
+  RunUntil([&] { return State().placement.version() == 2; });
+  controller_.OnAck(1, 2);
+  RunUntil([&] { return add.status.has_value(); });
+  ASSERT_TRUE(add.status.has_value() && add.status->ok()) << add.status.value_or(absl::OkStatus());
+  const cluster::Placement v2 = State().placement;
+  ASSERT_EQ(v2.layers(0).slots_size(), 5);
+  EXPECT_EQ(v2.layers(0).slots(4).logical_expert(), 2u);
+  // The new replica is on the worker that did not hold expert 2 yet.
+  EXPECT_NE(v2.layers(0).slots(4).worker_id(), v2.layers(0).slots(2).worker_id());
+
+  auto edit = [&](PlacementEdit e) {
+    Outcome out;
+    rebalancer_.Edit(
+        e, [&out](admin::RebalanceProgress p) { out.progress.push_back(std::move(p)); },
+        [&out](absl::Status s) { out.status = std::move(s); });
+    Step();
+    return out;
+  };
+  PlacementEdit evict;
+  evict.kind = PlacementEdit::Kind::kEvict;
+  evict.layer = 1;
+  evict.slot = 0;  // expert 0's only replica
+  Outcome refused = edit(evict);
+  ASSERT_TRUE(refused.status.has_value());
+  EXPECT_EQ(refused.status->code(), absl::StatusCode::kFailedPrecondition);
+  evict.slot = 9;
+  refused = edit(evict);
+  EXPECT_EQ(refused.status->code(), absl::StatusCode::kInvalidArgument);
+  evict.layer = 0;  // dense
+  refused = edit(evict);
+  EXPECT_EQ(refused.status->code(), absl::StatusCode::kInvalidArgument);
+  PlacementEdit bad = replicate;
+  bad.expert = 4;
+  refused = edit(bad);
+  EXPECT_EQ(refused.status->code(), absl::StatusCode::kInvalidArgument);
+  bad = replicate;
+  bad.worker = 99;
+  refused = edit(bad);
+  EXPECT_EQ(refused.status->code(), absl::StatusCode::kInvalidArgument);
+
+  evict.layer = 1;
+  evict.slot = 4;  // the replica just added: nothing to load, one slot to release
+  Outcome removed = edit(evict);
+  RunUntil([&] { return State().placement.version() == 3; });
+  controller_.OnAck(1, 3);
+  RunUntil([&] { return removed.status.has_value(); });
+  ASSERT_TRUE(removed.status.has_value() && removed.status->ok());
+  EXPECT_EQ(State().placement.layers(0).slots_size(), 4);
+  ASSERT_EQ(loader_.releases.size(), 1u);
+  EXPECT_EQ(loader_.releases[0].second.slots_size(), 1);
+}
+
 }  // namespace
 }  // namespace yard::coordinator
