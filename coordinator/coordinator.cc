@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <utility>
 
@@ -78,8 +79,11 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   rebalance.nodes = std::max(1, options_.rebalance_nodes);
   rebalance.tolerance = options_.rebalance_tolerance;
   rebalance.redundant_slots = options_.redundant_slots;
+  rebalance.auto_threshold = options_.auto_rebalance_threshold;
+  rebalance.auto_interval = options_.auto_rebalance_interval;
   rebalancer_ =
       std::make_unique<Rebalancer>(std::move(rebalance), *placement_, *load_, *loader, executor);
+  rebalancer_->StartAuto([](std::string line) { std::fprintf(stderr, "coordinator: %s\n", line.c_str()); });
   membership_->Subscribe(placement_->MakeListener());
   membership_->Subscribe(router_->MakeListener());
   membership_->StartLivenessTimer(

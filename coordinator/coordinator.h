@@ -57,6 +57,9 @@ struct CoordinatorOptions {
   int32_t rebalance_nodes = 1;
   double rebalance_tolerance = 0.05;
   int32_t redundant_slots = -1;
+  // Automatic rebalancing above this mean imbalance (0: off), checked every interval.
+  double auto_rebalance_threshold = 0;
+  absl::Duration auto_rebalance_interval = absl::Seconds(30);
 };
 
 // Thread rule: Create, Start, BeginDrain and Shutdown are called from one thread (main

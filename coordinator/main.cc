@@ -49,6 +49,10 @@ ABSL_FLAG(double, rebalance_tolerance, 0.05,
 ABSL_FLAG(int, redundant_slots, -1,
           "physical expert slots per MoE layer beyond one per expert, for replicas of hot "
           "experts (-1: one per expert worker)");
+ABSL_FLAG(double, auto_rebalance_threshold, 0,
+          "rebalance automatically when the mean expert imbalance (max/mean worker load) over "
+          "the load window exceeds this, e.g. 1.3; 0: only when asked (yardctl rebalance)");
+ABSL_FLAG(int64_t, auto_rebalance_interval_s, 30, "how often that imbalance is checked, seconds");
 ABSL_FLAG(int64_t, load_window_s, 60,
           "how far back the expert load statistics (routed tokens per expert) reach, seconds");
 
@@ -73,6 +77,11 @@ int main(int argc, char** argv) {
   options.rebalance_nodes = absl::GetFlag(FLAGS_rebalance_nodes);
   options.rebalance_tolerance = absl::GetFlag(FLAGS_rebalance_tolerance);
   options.redundant_slots = absl::GetFlag(FLAGS_redundant_slots);
+  options.auto_rebalance_threshold = absl::GetFlag(FLAGS_auto_rebalance_threshold);
+  options.auto_rebalance_interval = absl::Seconds(absl::GetFlag(FLAGS_auto_rebalance_interval_s));
+  if (absl::GetFlag(FLAGS_auto_rebalance_interval_s) < 1) {
+    return yard::Fail("--auto-rebalance-interval-s: must be >= 1");
+  }
   if (options.rebalance_nodes < 1) return yard::Fail("--rebalance-nodes: must be >= 1");
   if (!(options.rebalance_tolerance >= 0)) return yard::Fail("--rebalance-tolerance: must be >= 0");
   if (options.port < 0 || options.port > 65535) return yard::Fail("--port: must be in [0, 65535]");

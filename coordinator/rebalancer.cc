@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "coordinator/placement/eplb_planner.h"
 
 namespace yard::coordinator {
@@ -63,6 +64,41 @@ Rebalancer::Rebalancer(RebalanceOptions options, PlacementController& placement,
 
 Rebalancer::~Rebalancer() {
   if (timer_ != nullptr) timer_->cancel();
+  if (auto_timer_ != nullptr) auto_timer_->cancel();
+}
+
+void Rebalancer::StartAuto(absl::AnyInvocable<void(std::string)> log) {
+  actor_.Post("rebalancer.start_auto", [this, log = std::move(log)]() mutable {
+    if (options_.auto_threshold <= 0) return;
+    auto_log_ = std::move(log);
+    auto_timer_ = std::make_unique<boost::asio::steady_timer>(actor_.strand());
+    ArmAuto();
+  });
+}
+
+void Rebalancer::ArmAuto() {
+  auto_timer_->expires_after(absl::ToChronoNanoseconds(options_.auto_interval));
+  auto_timer_->async_wait(actor_.Bind("rebalancer.auto", [this](const boost::system::error_code& e) {
+    if (e) return;
+    placement_.GetState(actor_.Bind("rebalancer.auto_state", [this](ClusterState state) {
+      AutoCheck(std::move(state));
+    }));
+  }));
+}
+
+void Rebalancer::AutoCheck(ClusterState state) {
+  ArmAuto();
+  if (job_ != nullptr || state.placement.version() == 0) return;
+  admin::RebalanceProgress now;
+  FillImbalance(load_.Totals(), state.placement, state.placement, now);
+  if (now.imbalance_before() <= options_.auto_threshold) return;
+  auto_log_(absl::StrFormat("automatic rebalance: imbalance %.3f above %.3f",
+                            now.imbalance_before(), options_.auto_threshold));
+  StartJob(true, std::nullopt, std::nullopt, [](admin::RebalanceProgress) {},
+           actor_.Bind("rebalancer.auto_done", [this](absl::Status s) {
+             auto_log_(s.ok() ? std::string("automatic rebalance done")
+                              : absl::StrCat("automatic rebalance failed: ", s.message()));
+           }));
 }
 
 void Rebalancer::Run(bool apply, Progress progress, Done done) {

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -61,6 +62,11 @@ struct RebalanceOptions {
   // -1: one per expert worker. Rounded up so that every worker gets as many.
   int32_t redundant_slots = -1;
   absl::Duration switch_timeout = absl::Seconds(60);
+  // Automatic rebalancing: every auto_interval, a rebalance is applied when the mean
+  // imbalance of the placement in force over the load window exceeds auto_threshold
+  // (0: never).
+  double auto_threshold = 0;
+  absl::Duration auto_interval = absl::Seconds(30);
   absl::Duration poll_interval = absl::Milliseconds(20);
 };
 
@@ -83,6 +89,9 @@ class Rebalancer {
   // plan: once done it serves nothing and can be stopped. FailedPrecondition when it is
   // the last expert worker or not a live one.
   void Drain(uint32_t expert_worker, Progress progress, Done done);
+  // Starts the automatic checks (options.auto_threshold > 0); `log` gets one line per
+  // automatic rebalance started and ended.
+  void StartAuto(absl::AnyInvocable<void(std::string)> log);
   // Applies one edit (InvalidArgument for a layer, expert, slot or worker that does not
   // exist; FailedPrecondition for evicting an expert's last replica).
   void Edit(PlacementEdit edit, Progress progress, Done done);
@@ -103,6 +112,8 @@ class Rebalancer {
     absl::Time switch_deadline;
   };
 
+  void ArmAuto();
+  void AutoCheck(ClusterState state);
   void StartJob(bool apply, std::optional<uint32_t> drain, std::optional<PlacementEdit> edit,
                 Progress progress, Done done);
   // The target of an edit of `current`, or why it cannot be made.
@@ -128,6 +139,8 @@ class Rebalancer {
   std::unique_ptr<Job> job_;
   std::set<uint32_t> drained_;  // expert workers no plan may use
   std::unique_ptr<boost::asio::steady_timer> timer_;
+  std::unique_ptr<boost::asio::steady_timer> auto_timer_;
+  absl::AnyInvocable<void(std::string)> auto_log_;
   actor::Actor actor_;  // last: destroyed first
 };
 

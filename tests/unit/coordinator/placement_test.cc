@@ -456,5 +456,45 @@ TEST_F(RebalancerTest, ReplicateAddsOneSlotThenEvictRemovesItButNeverTheLastRepl
   EXPECT_EQ(loader_.releases[0].second.slots_size(), 1);
 }
 
+// With a threshold, a skewed window triggers a rebalance by itself.
+TEST_F(PlacementControllerTest, AutomaticRebalanceStartsAboveTheThreshold) {
+  controller_.OnWorkers({Worker(1, cluster::ROLE_ATTENTION, 0), Worker(2, cluster::ROLE_EXPERT, 16),
+                         Worker(3, cluster::ROLE_EXPERT, 16)});
+  Step();
+  loader_.Succeed(0);
+  loader_.Succeed(1);
+  Step();
+  loader_.calls.clear();
+  FakeClock clock;
+  ExpertLoadWindow load({1, 2}, 4, absl::Seconds(60), clock);
+  RebalanceOptions options;
+  options.moe_layers = {1, 2};
+  options.num_experts = 4;
+  options.auto_threshold = 1.2;
+  options.auto_interval = absl::Milliseconds(5);
+  Rebalancer rebalancer(options, controller_, load, loader_, context_.get_executor());
+  std::vector<std::string> log;
+  rebalancer.StartAuto([&log](std::string line) { log.push_back(std::move(line)); });
+  auto run_for = [&](int ms) {
+    for (int i = 0; i < ms; ++i) {
+      context_.restart();
+      context_.run_for(std::chrono::milliseconds(1));
+    }
+  };
+  run_for(50);
+  EXPECT_TRUE(loader_.calls.empty()) << "no load, no rebalance";
+  cluster::LoadReport report;
+  for (uint32_t layer : {1u, 2u}) {
+    cluster::LayerLoad* l = report.add_layers();
+    l->set_layer(layer);
+    for (uint64_t n : {100u, 5u, 5u, 5u}) l->add_tokens_per_expert(n);
+  }
+  ASSERT_TRUE(load.Add(report).ok());
+  run_for(50);
+  EXPECT_FALSE(loader_.calls.empty()) << "the skewed window started a rebalance";
+  ASSERT_FALSE(log.empty());
+  EXPECT_NE(log[0].find("automatic rebalance"), std::string::npos) << log[0];
+}
+
 }  // namespace
 }  // namespace yard::coordinator
