@@ -3,6 +3,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 
@@ -195,6 +196,10 @@ absl::Status RemoteExpertBackend::Finish(int micro_batch, float* out) {
   }
   std::map<PeerId, std::unique_ptr<Received>> received = std::move(f.received);
   f.received.clear();
+  // However this ends, the combines' buffers go back to the data plane for reuse.
+  absl::Cleanup recycle = [&] {
+    for (auto& [worker, r] : received) data_plane_.Recycle(std::move(r->bytes));
+  };
   const int64_t rows = f.rows;
   const int64_t layer = f.layer;
   lock.unlock();

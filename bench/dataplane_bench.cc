@@ -207,6 +207,7 @@ int RunPeer() {
               transport::EncodeCombine(reply, routes, y));
         }
         plane.load()->Send(from, combine, nullptr);
+        plane.load()->Recycle(std::move(message));  // as the expert server does
       },
       [](PeerId peer, absl::Status why) {
         std::fprintf(stderr, "dataplane_bench peer: peer %u: %s\n", peer,
@@ -377,6 +378,7 @@ class Driver {
       }
     }
     if (received_ == count_ || !error_.empty()) cv_.notify_all();
+    plane_->Recycle(std::move(message));  // as the remote expert backend does
   }
 
   void Fail(std::string why) {

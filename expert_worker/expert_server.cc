@@ -221,6 +221,10 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
       });
     }
   }
+  // The dispatches' bytes are done with (the combines are encoded): back to the plane.
+  if (data_plane != nullptr) {
+    for (Incoming& in : batch) data_plane->Recycle(std::move(in.bytes));
+  }
   std::lock_guard<std::mutex> lock(stats_mu_);
   stats_.dispatches += accepted.size();
   stats_.tokens += tokens;

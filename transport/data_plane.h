@@ -72,6 +72,11 @@ class DataPlaneInterface {
   // Queues `message` to `peer` (connected first, else `done` gets
   // kFailedPrecondition). Messages to one peer arrive in the order sent. Never blocks.
   virtual void Send(PeerId peer, Payload message, SendDone done) = 0;
+
+  // Hands a received message's buffer back once its bytes are no longer needed, so a
+  // later receive can reuse it instead of allocating and filling a fresh one (optional:
+  // a buffer never handed back is simply freed). Any thread.
+  virtual void Recycle(std::vector<uint8_t> buffer) {}
 };
 
 }  // namespace yard::transport

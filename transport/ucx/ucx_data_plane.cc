@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "transport/buffer_pool.h"
 #include "transport/ucx/ucx_address.h"
 
 namespace yard::transport {
@@ -185,6 +186,8 @@ class UcxDataPlane::Impl {
   }
 
   void Disconnect(PeerId peer) { Post(DisconnectCommand{peer}); }
+
+  void Recycle(std::vector<uint8_t> buffer) { pool_.Give(std::move(buffer)); }
 
   void Send(PeerId peer, Payload message, SendDone done) {
     bool queued = false;
@@ -604,8 +607,8 @@ class UcxDataPlane::Impl {
     }
     Slot& slot = stream->slots[header.seq];
     if (!rendezvous) {
-      const auto* bytes = static_cast<const uint8_t*>(data);
-      slot.data.assign(bytes, bytes + length);
+      slot.data = pool_.Take(length);
+      if (length > 0) std::memcpy(slot.data.data(), data, length);
       slot.ready = true;
       Deliver(header.sender, *stream);
       return UCS_OK;  // eager data copied: UCX may reuse its buffer
@@ -617,7 +620,7 @@ class UcxDataPlane::Impl {
     pending->from = header.sender;
     pending->stream = header.stream;
     pending->seq = header.seq;
-    pending->data.resize(length);
+    pending->data = pool_.Take(length);
     receives_.emplace(pending, std::move(owned));
     ucp_request_param_t params{};
     params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
@@ -763,6 +766,8 @@ class UcxDataPlane::Impl {
   std::vector<ucs_status_ptr_t> closing_;                 // ep close requests
   std::unordered_map<PendingSend*, std::unique_ptr<PendingSend>> sends_;
   std::unordered_map<PendingReceive*, std::unique_ptr<PendingReceive>> receives_;
+  // Receive buffers handed back (Recycle); any thread.
+  BufferPool pool_;
   std::map<StreamKey, ReceiveStream> streams_;
   std::set<StreamKey> retired_streams_;
   std::deque<Event> events_;
@@ -797,5 +802,7 @@ void UcxDataPlane::Disconnect(PeerId peer) { impl_->Disconnect(peer); }
 void UcxDataPlane::Send(PeerId peer, Payload message, SendDone done) {
   impl_->Send(peer, std::move(message), std::move(done));
 }
+
+void UcxDataPlane::Recycle(std::vector<uint8_t> buffer) { impl_->Recycle(std::move(buffer)); }
 
 }  // namespace yard::transport

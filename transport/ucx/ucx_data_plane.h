@@ -105,6 +105,7 @@ class UcxDataPlane final : public DataPlaneInterface {
   absl::Status Connect(PeerId peer, const std::string& address) override;
   void Disconnect(PeerId peer) override;
   void Send(PeerId peer, Payload message, SendDone done) override;
+  void Recycle(std::vector<uint8_t> buffer) override;
 
  private:
   class Impl;
