@@ -203,9 +203,12 @@ ClusterState PlacementController::MakeState() const {
     }
     state.experts_complete = complete;
   }
+  // Serving also needs every live attention worker to route by a placement: one that
+  // has not installed any yet would fail the first request sent to it.
   state.ready = published_.version() > 0 &&
                 state.attention_workers >= options_.expected_attention_workers &&
-                state.expert_workers >= options_.expected_expert_workers;
+                state.expert_workers >= options_.expected_expert_workers &&
+                (state.attention_workers == 0 || state.attention_acked_version > 0);
   return state;
 }
 

@@ -43,6 +43,8 @@ struct PlacementOptions {
 
 // What Health and Admin.Status show.
 struct ClusterState {
+  // Placement published, the expected workers alive, and every live attention worker
+  // routing by a placement (acknowledged one).
   bool ready = false;
   int attention_workers = 0;  // alive
   int expert_workers = 0;     // alive

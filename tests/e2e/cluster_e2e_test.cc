@@ -280,9 +280,14 @@ TEST(ClusterE2eTest, YardctlShowsTheWorkersAndTheRoutedLoadOnlyWithTheToken) {
     const testing::RunResult r = testing::RunBinary(yardctl + " experts --json" + token);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     experts = nlohmann::json::parse(r.out);
-    uint64_t first_layer = 0;
-    for (uint64_t n : experts["layers"][0]["tokens_per_expert"]) first_layer += n;
-    if (first_layer >= want) break;
+    // Every layer complete: a report may be taken mid-step, between two layers.
+    bool complete = true;
+    for (const nlohmann::json& layer : experts["layers"]) {
+      uint64_t sum = 0;
+      for (uint64_t n : layer["tokens_per_expert"]) sum += n;
+      complete &= sum >= want;
+    }
+    if (complete) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   int moe_layers = 0;

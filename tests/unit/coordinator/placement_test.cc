@@ -190,6 +190,9 @@ TEST_F(PlacementControllerTest, LoadsThenPublishesVersionOneToWatchers) {
   controller_.Watch(late);
   Step();
   ASSERT_EQ(late->received.size(), 1u);
+  // Serving once the attention worker routes by it.
+  EXPECT_FALSE(State().ready);
+  controller_.OnAck(1, 1);
   const ClusterState state = State();
   EXPECT_TRUE(state.ready);
   EXPECT_TRUE(state.experts_complete);
