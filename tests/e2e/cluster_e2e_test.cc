@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <chrono>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -305,6 +306,37 @@ TEST(ClusterE2eTest, YardctlShowsTheWorkersAndTheRoutedLoadOnlyWithTheToken) {
       testing::RunBinary(yardctl + " experts --layer=" + std::to_string(experts["layers"][0]["layer"].get<int>()) + token);
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_NE(one.out.find("imbalance"), std::string::npos) << one.out;
+}
+
+// bench/load against a real cluster: a steady stream from 4 clients completes with no
+// error and reports its rates and latencies; a prompt file that cannot be read is a
+// clear error, not a crash.
+TEST(ClusterE2eTest, LoadToolDrivesTheClusterAndReportsRatesAndLatencies) {
+  testing::LocalClusterOptions options;
+  options.model_dir = WriteModel("tiny-v3");
+  options.tokenizer_dir = kTokenizerDir;
+  options.attention_workers = 1;
+  options.expert_workers = 2;
+  options.log_dir = TmpDir() + "/logs-load";
+  auto cluster = testing::LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::string prompts = TmpDir() + "/prompts.txt";
+  std::ofstream(prompts) << "The capital of France is\n\nOnce upon a time\n";
+  const std::string load = "bench/load --addr=" + (*cluster)->address();
+  const testing::RunResult r = testing::RunBinary(
+      load + " --concurrency=4 --duration=2 --max-tokens=8 --json --prompt-file=" + prompts);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const std::string last_line = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+  const nlohmann::json j = nlohmann::json::parse(last_line);
+  EXPECT_GT(j["requests"].get<int>(), 4);
+  EXPECT_GT(j["output_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["ttft_ms_p50"].get<double>(), 0);
+  EXPECT_GE(j["itl_ms_p99"].get<double>(), j["itl_ms_p50"].get<double>());
+  EXPECT_TRUE(j["errors"].empty()) << j.dump();
+  const testing::RunResult missing =
+      testing::RunBinary(load + " --duration=1 --prompt-file=" + TmpDir() + "/nope.txt");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
 }
 
 }  // namespace
