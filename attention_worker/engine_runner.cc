@@ -1,5 +1,7 @@
 #include "attention_worker/engine_runner.h"
 
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 namespace yard::attention_worker {
@@ -41,13 +43,37 @@ void EngineRunner::Loop() {
     for (auto& task : tasks) task(engine_);
     if (stopping) return;
     if (between_steps_) between_steps_();
-    if (!engine_.idle()) engine_.Step();
+    if (!engine_.idle()) {
+      const auto start = std::chrono::steady_clock::now();
+      const engine::StepStats step = engine_.Step();
+      if (step.sequences > 0 && step.tokens == step.sequences) {
+        const double ms = std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - start).count();
+        std::lock_guard<std::mutex> lock(steps_mu_);
+        if (decode_step_ms_.size() < 4096) decode_step_ms_.push_back(ms);
+      }
+    }
     const engine::EngineStats stats = engine_.stats();
     active_.store(stats.active_requests);
     waiting_.store(stats.scheduler.waiting);
     kv_used_.store(stats.kv.used_blocks);
     kv_total_.store(stats.kv.num_blocks);
   }
+}
+
+DecodeStepTimes EngineRunner::TakeDecodeSteps() {
+  std::vector<double> ms;
+  {
+    std::lock_guard<std::mutex> lock(steps_mu_);
+    ms.swap(decode_step_ms_);
+  }
+  DecodeStepTimes times;
+  times.count = static_cast<int64_t>(ms.size());
+  if (ms.empty()) return times;
+  std::sort(ms.begin(), ms.end());
+  times.p50_ms = ms[ms.size() / 2];
+  times.max_ms = ms.back();
+  return times;
 }
 
 }  // namespace yard::attention_worker

@@ -18,10 +18,19 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "engine/engine.h"
 
 namespace yard::attention_worker {
+
+// Decode-only steps (every sequence in the batch decoding one token) since the last
+// TakeDecodeSteps: how long a step takes when no prompt shares it.
+struct DecodeStepTimes {
+  int64_t count = 0;
+  double p50_ms = 0;
+  double max_ms = 0;
+};
 
 struct EngineLoad {
   int64_t active_requests = 0;   // accepted and not finished
@@ -43,6 +52,8 @@ class EngineRunner {
 
   // As of the end of the last step.
   EngineLoad load() const;
+  // Any thread; starts the next interval.
+  DecodeStepTimes TakeDecodeSteps();
 
  private:
   void Loop();
@@ -56,6 +67,8 @@ class EngineRunner {
   bool stopping_ = false;
 
   std::atomic<int64_t> active_{0}, waiting_{0}, kv_used_{0}, kv_total_{0};
+  std::mutex steps_mu_;
+  std::vector<double> decode_step_ms_;  // since the last take (at most kMaxKept)
   std::thread thread_;
 };
 

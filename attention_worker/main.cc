@@ -224,6 +224,10 @@ int Run() {
         beat.set_running_requests(static_cast<int32_t>(load.active_requests));
         beat.set_kv_blocks_used(load.kv_blocks_used);
         beat.set_kv_blocks_total(load.kv_blocks_total);
+        const DecodeStepTimes steps = runner->TakeDecodeSteps();
+        beat.mutable_decode_steps()->set_count(steps.count);
+        beat.mutable_decode_steps()->set_p50_ms(steps.p50_ms);
+        beat.mutable_decode_steps()->set_max_ms(steps.max_ms);
         return beat;
       },
       [](absl::StatusOr<cluster::HeartbeatResponse>) {});

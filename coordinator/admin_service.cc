@@ -168,6 +168,9 @@ admin::StatusResponse MakeStatusResponse(const WorkerSnapshot& workers,
       auto running = load.running_by_worker.find(worker.id);
       status->set_running_requests(running == load.running_by_worker.end() ? 0
                                                                            : running->second);
+      status->set_decode_steps(worker.decode_steps.count());
+      status->set_decode_step_p50_ms(worker.decode_steps.p50_ms());
+      status->set_decode_step_max_ms(worker.decode_steps.max_ms());
     }
   }
   response.set_placement_version(state.placement.version());

@@ -86,6 +86,7 @@ void Membership::Heartbeat(cluster::HeartbeatRequest request,
     WorkerRecord& record = it->second;
     record.last_heartbeat = clock_.Now();
     record.queued_tokens = request.queued_tokens();
+    record.decode_steps = request.decode_steps();
     record.kv_blocks_used = request.kv_blocks_used();
     record.kv_blocks_total = request.kv_blocks_total();
     record.running_requests = request.running_requests();

@@ -28,6 +28,7 @@ struct WorkerRecord {
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;
   int32_t running_requests = 0;
+  cluster::DecodeSteps decode_steps;
 };
 
 // Live and dead workers, ordered by id.

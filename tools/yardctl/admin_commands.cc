@@ -56,7 +56,10 @@ void PrintStatus(const admin::StatusResponse& status, bool json, std::ostream& o
                               {"healthy", w.healthy()},
                               {"slots_used", w.slots_used()},
                               {"slots_free", w.slots_free()},
-                              {"running_requests", w.running_requests()}});
+                              {"running_requests", w.running_requests()},
+                              {"decode_steps", w.decode_steps()},
+                              {"decode_step_p50_ms", w.decode_step_p50_ms()},
+                              {"decode_step_max_ms", w.decode_step_max_ms()}});
     }
     j["placement_version"] = status.placement_version();
     j["requests_in_flight"] = status.requests_in_flight();
