@@ -97,22 +97,30 @@ double MeasuredImbalance(const nlohmann::json& experts) {
   return layers == 0 ? 0 : sum_of_layers / layers;
 }
 
-TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutput) {
-  const std::string model_dir = TmpDir() + "/tiny-v3";
+// Cluster options for a fresh tiny-v3 checkpoint in $TEST_TMPDIR/NAME (logs in
+// logs-NAME), deterministic workers heartbeating every 50 ms.
+testing::LocalClusterOptions TinyCluster(const std::string& name, int attention, int experts) {
+  testing::LocalClusterOptions options;
+  options.model_dir = TmpDir() + "/" + name;
   model::RandomCheckpointOptions write;
   write.progress = model::ProgressMode::kNever;
   write.overwrite = true;
   write.tokenizer_dir = kTokenizerDir;
-  ASSERT_TRUE(model::WriteRandomCheckpoint(*model::PresetConfig("tiny-v3"), model_dir, write).ok());
-
-  testing::LocalClusterOptions options;
-  options.model_dir = model_dir;
+  const absl::Status written =
+      model::WriteRandomCheckpoint(*model::PresetConfig("tiny-v3"), options.model_dir, write);
+  EXPECT_TRUE(written.ok()) << written;
   options.tokenizer_dir = kTokenizerDir;
-  options.attention_workers = 1;
-  options.expert_workers = 2;
-  options.worker_flags = {"--deterministic", "--load-report-ms=100", "--heartbeat-ms=50"};
+  options.attention_workers = attention;
+  options.expert_workers = experts;
+  options.worker_flags = {"--deterministic", "--heartbeat-ms=50"};
+  options.log_dir = TmpDir() + "/logs-" + name;
+  return options;
+}
+
+TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutput) {
+  testing::LocalClusterOptions options = TinyCluster("rebalance", 1, 2);
+  options.worker_flags.push_back("--load-report-ms=100");
   options.coordinator_flags = {"--load-window-s=2"};
-  options.log_dir = TmpDir() + "/logs-rebalance";
   auto cluster = testing::LocalCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address() +
@@ -299,19 +307,7 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
 // `yardctl drain` of an expert worker and of an attention worker under a steady stream,
 // each then stopped: no request fails and every output is unchanged.
 TEST(RebalanceE2eTest, DrainedWorkersCanBeStoppedWithNoRequestLost) {
-  const std::string model_dir = TmpDir() + "/tiny-v3-drain";
-  model::RandomCheckpointOptions write;
-  write.progress = model::ProgressMode::kNever;
-  write.overwrite = true;
-  write.tokenizer_dir = kTokenizerDir;
-  ASSERT_TRUE(model::WriteRandomCheckpoint(*model::PresetConfig("tiny-v3"), model_dir, write).ok());
-  testing::LocalClusterOptions options;
-  options.model_dir = model_dir;
-  options.tokenizer_dir = kTokenizerDir;
-  options.attention_workers = 2;
-  options.expert_workers = 2;
-  options.worker_flags = {"--deterministic", "--heartbeat-ms=50"};
-  options.log_dir = TmpDir() + "/logs-drain";
+  const testing::LocalClusterOptions options = TinyCluster("drain", 2, 2);
   auto cluster = testing::LocalCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address() +
