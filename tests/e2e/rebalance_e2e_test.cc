@@ -18,6 +18,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "gtest/gtest.h"
 #include "model/presets.h"
 #include "nlohmann/json.hpp"
@@ -51,6 +52,7 @@ std::vector<std::vector<int32_t>> SkewedPrompts() {
 struct Stream {
   std::vector<int32_t> tokens;
   std::vector<Clock::time_point> arrivals;  // per generated token
+  Clock::time_point sent, finished;
   std::string error;
 };
 
@@ -62,9 +64,10 @@ Stream Generate(generation::Generation::Stub& stub, const std::vector<int32_t>& 
   request.mutable_sampling()->set_temperature(0);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  Stream out;
+  out.sent = Clock::now();
   auto reader = stub.Generate(&context, request);
   generation::GenerateResponse response;
-  Stream out;
   while (reader->Read(&response)) {
     for (int32_t t : response.token_ids()) {
       out.tokens.push_back(t);
@@ -72,6 +75,7 @@ Stream Generate(generation::Generation::Stub& stub, const std::vector<int32_t>& 
     }
   }
   const grpc::Status status = reader->Finish();
+  out.finished = Clock::now();
   if (!status.ok()) out.error = status.error_message();
   return out;
 }
@@ -155,6 +159,13 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
       }
     });
   }
+  // A failed ASSERT returns early: the clients still stop and are joined.
+  absl::Cleanup join_clients = [&] {
+    stop = true;
+    for (std::thread& t : clients) {
+      if (t.joinable()) t.join();
+    }
+  };
   // The attention worker's own decode-only step times, as its heartbeats report them
   // (every 50 ms) through Admin.Status: (when sampled, p50, max) per heartbeat.
   struct StepSample {
@@ -184,6 +195,10 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
+  absl::Cleanup join_sampler = [&] {
+    stop_sampling = true;
+    if (sampler.joinable()) sampler.join();
+  };
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // a window of v1 load
   const nlohmann::json experts_v1 =
       nlohmann::json::parse(testing::RunBinary(yardctl + " experts --json").out);
@@ -221,11 +236,9 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
       nlohmann::json::parse(testing::RunBinary(yardctl + " experts --json").out);
   // yardctl under the same stream: the load is balanced now, so the plan keeps (nearly)
   // every expert where it is, and it completes all the same.
-  stop_sampling = true;
-  sampler.join();
+  std::move(join_sampler).Invoke();
   const testing::RunResult again = testing::RunBinary(yardctl + " rebalance --apply --json");
-  stop = true;
-  for (std::thread& t : clients) t.join();
+  std::move(join_clients).Invoke();
   ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
   const nlohmann::json second = nlohmann::json::parse(again.out.substr(again.out.rfind('{')));
   EXPECT_EQ(second["placement_version"].get<int>(), 3);
@@ -251,17 +264,20 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
         gaps_during.push_back(ms);
       }
     }
-    during += !s.arrivals.empty() && s.arrivals.front() < rebalance_end &&
-              s.arrivals.back() > rebalance_start;
+    during += s.sent < rebalance_end && s.finished > rebalance_start;
   }
-  EXPECT_GT(during, 0) << "no stream was decoding during the rebalance";
-  ASSERT_FALSE(gaps_before.empty());
-  ASSERT_FALSE(gaps_during.empty());
-  std::sort(gaps_before.begin(), gaps_before.end());
-  const double median = gaps_before[gaps_before.size() / 2];
-  const double longest = *std::max_element(gaps_during.begin(), gaps_during.end());
-  const double p99_before = gaps_before[gaps_before.size() * 99 / 100];
-  const double longest_before = gaps_before.back();
+  EXPECT_GT(during, 0) << "no request was in flight during the rebalance";
+  // The figures below are reported, not asserted (see the end); a window without a
+  // decode gap in it (the rebalance can take 30 ms) reports zeros.
+  auto at = [](std::vector<double>& v, double q) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+  };
+  const double median = at(gaps_before, 0.5);
+  const double longest = at(gaps_during, 1.0);
+  const double p99_before = at(gaps_before, 0.99);
+  const double longest_before = at(gaps_before, 1.0);
   std::printf("before the rebalance: %zu decode gaps, p99 %.2f ms, longest %.2f ms\n",
               gaps_before.size(), p99_before, longest_before);
   std::printf(
@@ -272,7 +288,7 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
       std::chrono::duration<double, std::milli>(rebalance_end - rebalance_start).count(),
       plan["imbalance_before"].get<double>(), plan["imbalance_after"].get<double>(),
       measured_before, measured_after, plan["slots_loaded"].get<int>(), median, longest,
-      longest / median);
+      median > 0 ? longest / median : 0.0);
   // The engine's view: decode-only steps (no prompt in the batch), per heartbeat.
   std::vector<double> p50_before, max_before;
   double engine_longest = 0;
@@ -286,15 +302,12 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
       engine_longest = std::max(engine_longest, sample.max_ms);
     }
   }
-  ASSERT_FALSE(p50_before.empty());
-  std::sort(p50_before.begin(), p50_before.end());
-  const double engine_median = p50_before[p50_before.size() / 2];
-  std::sort(max_before.begin(), max_before.end());
+  const double engine_median = at(p50_before, 0.5);
   std::printf(
       "engine decode steps: median %.2f ms; longest per 50 ms before the rebalance: median "
       "%.2f ms, worst %.2f ms; longest during the rebalance %.2f ms (%.2fx the median)\n",
-      engine_median, max_before[max_before.size() / 2], max_before.back(), engine_longest,
-      engine_longest / engine_median);
+      engine_median, at(max_before, 0.5), at(max_before, 1.0), engine_longest,
+      engine_median > 0 ? engine_longest / engine_median : 0.0);
 
   EXPECT_LT(measured_after, measured_before);
   // The step figures are printed, not asserted: issue #5 asks for the longest decode step
@@ -341,6 +354,13 @@ TEST(RebalanceE2eTest, DrainedWorkersCanBeStoppedWithNoRequestLost) {
       }
     });
   }
+  // A failed ASSERT returns early: the clients still stop and are joined.
+  absl::Cleanup join_clients = [&] {
+    stop = true;
+    for (std::thread& t : clients) {
+      if (t.joinable()) t.join();
+    }
+  };
   for (const char* role : {"expert", "attention"}) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     const auto [id, pid] = last[role];
@@ -363,8 +383,7 @@ TEST(RebalanceE2eTest, DrainedWorkersCanBeStoppedWithNoRequestLost) {
     std::printf("drained and stopped %s worker %d (pid %d)\n", role, id, pid);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  stop = true;
-  for (std::thread& t : clients) t.join();
+  std::move(join_clients).Invoke();
   size_t after_kills = 0;
   for (const auto& [prompt, s] : done) {
     EXPECT_EQ(s.error, "") << "prompt " << prompt;
