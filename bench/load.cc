@@ -27,6 +27,7 @@
 #include "common/cli.h"
 #include "nlohmann/json.hpp"
 #include "proto/generation.grpc.pb.h"
+#include "transport/grpc/grpc_status.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "the coordinator's host:port");
 ABSL_FLAG(int32_t, concurrency, 16, "clients, each with one request in flight");
@@ -57,20 +58,6 @@ struct Totals {
   std::vector<double> ttft_ms, itl_ms;
   std::map<std::string, int64_t> errors;  // by gRPC code name
 };
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "OTHER";
-  }
-}
 
 int Run() {
   const int32_t concurrency = absl::GetFlag(FLAGS_concurrency);
@@ -121,7 +108,7 @@ int Run() {
         const grpc::Status status = reader->Finish();
         std::lock_guard<std::mutex> lock(totals.mu);
         if (!status.ok()) {
-          ++totals.errors[CodeName(status.error_code())];
+          ++totals.errors[absl::StatusCodeToString(transport::FromGrpc(status).code())];
           continue;
         }
         ++totals.requests;

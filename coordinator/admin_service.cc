@@ -110,13 +110,9 @@ absl::StatusOr<admin::ExpertsResponse> MakeExpertsResponse(const ExpertLoadTotal
       std::find(totals.layers.begin(), totals.layers.end(), *layer) == totals.layers.end()) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", *layer, " is not a MoE layer"));
   }
-  std::set<uint32_t> worker_set;
   std::map<uint32_t, const cluster::LayerPlacement*> by_layer;
-  for (const cluster::LayerPlacement& l : placement.layers()) {
-    by_layer[l.layer()] = &l;
-    for (const cluster::Slot& slot : l.slots()) worker_set.insert(slot.worker_id());
-  }
-  const std::vector<uint32_t> workers(worker_set.begin(), worker_set.end());
+  for (const cluster::LayerPlacement& l : placement.layers()) by_layer[l.layer()] = &l;
+  const std::vector<uint32_t> workers = PlacedWorkers(placement);
   admin::ExpertsResponse response;
   response.set_placement_version(placement.version());
   response.set_window_seconds(absl::ToDoubleSeconds(totals.covered));

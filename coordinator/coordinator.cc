@@ -60,8 +60,9 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   }
   membership_ = std::make_unique<Membership>(
       MembershipOptions{.heartbeat_timeout = options_.heartbeat_timeout}, clock, executor);
+  const std::vector<uint32_t> moe_layers = MoeLayers(config_);
   PlacementOptions placement_options;
-  placement_options.moe_layers = MoeLayers(config_);
+  placement_options.moe_layers = moe_layers;
   placement_options.num_experts = config_.n_routed_experts;
   placement_options.expected_attention_workers = options_.attention_workers;
   placement_options.expected_expert_workers = options_.expert_workers;
@@ -70,10 +71,10 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
       std::move(placement_options), *loader,
       [membership](uint64_t version) { membership->SetPlacementVersion(version); }, executor);
   router_ = std::make_unique<Router>(executor);
-  load_ = std::make_unique<ExpertLoadWindow>(MoeLayers(config_), config_.n_routed_experts,
+  load_ = std::make_unique<ExpertLoadWindow>(moe_layers, config_.n_routed_experts,
                                              options_.load_window, clock);
   RebalanceOptions rebalance;
-  rebalance.moe_layers = MoeLayers(config_);
+  rebalance.moe_layers = moe_layers;
   rebalance.num_experts = config_.n_routed_experts;
   rebalance.groups = static_cast<int32_t>(std::max<int64_t>(1, config_.n_group));
   rebalance.nodes = std::max(1, options_.rebalance_nodes);

@@ -37,6 +37,14 @@ std::optional<PhysicalPlan> ToPhysicalPlan(const cluster::Placement& placement,
   return plan;
 }
 
+std::vector<uint32_t> PlacedWorkers(const cluster::Placement& placement) {
+  std::set<uint32_t> workers;
+  for (const cluster::LayerPlacement& l : placement.layers()) {
+    for (const cluster::Slot& s : l.slots()) workers.insert(s.worker_id());
+  }
+  return {workers.begin(), workers.end()};
+}
+
 TargetPlacement TargetOf(const cluster::Placement& placement) {
   TargetPlacement target;
   for (const cluster::LayerPlacement& l : placement.layers()) {

@@ -50,6 +50,9 @@ struct TargetPlacement {
   std::vector<std::vector<std::pair<uint32_t, int32_t>>> slots;
 };
 
+// The expert workers `placement` names, ascending.
+std::vector<uint32_t> PlacedWorkers(const cluster::Placement& placement);
+
 // `placement` as a target (to edit: add or remove a slot).
 TargetPlacement TargetOf(const cluster::Placement& placement);
 

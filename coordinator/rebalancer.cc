@@ -13,14 +13,6 @@
 namespace yard::coordinator {
 namespace {
 
-// The expert workers a placement names, ascending.
-std::vector<uint32_t> PlacedWorkers(const cluster::Placement& placement) {
-  std::set<uint32_t> workers;
-  for (const cluster::LayerPlacement& l : placement.layers()) {
-    for (const cluster::Slot& s : l.slots()) workers.insert(s.worker_id());
-  }
-  return {workers.begin(), workers.end()};
-}
 
 double Mean(const google::protobuf::RepeatedField<double>& values) {
   double sum = 0;
@@ -179,21 +171,9 @@ void Rebalancer::OnState(ClusterState state) {
     absl::StatusOr<PlacementChange> change =
         target.ok() ? PlanChangeTo(current, *target, experts, capacities)
                     : absl::StatusOr<PlacementChange>(target.status());
-    if (!change.ok()) {
-      Finish(change.status());
-      return;
-    }
-    job_->change = *std::move(change);
-    FillImbalance(totals, current, job_->change.next, job_->summary);
-    job_->summary.set_placement_version(job_->change.next.version());
-    job_->summary.set_slots_loaded(job_->change.slots_loaded);
-    int64_t released = 0;
-    for (const auto& [worker, list] : job_->change.releases) released += list.size();
-    job_->summary.set_slots_released(released);
-    Report("plan", 1, 1,
-           job_->edit->kind == PlacementEdit::Kind::kReplicate ? "one more replica"
-                                                                : "one replica fewer");
-    StartLoading();
+    OnPlanned(std::move(change), current, totals, /*plan_ms=*/0,
+              job_->edit->kind == PlacementEdit::Kind::kReplicate ? "one more replica"
+                                                                   : "one replica fewer");
     return;
   }
   const int32_t num_workers = static_cast<int32_t>(workers.size());
@@ -243,8 +223,19 @@ void Rebalancer::OnState(ClusterState state) {
     Finish(plan.status());
     return;
   }
-  absl::StatusOr<PlacementChange> change = PlanPlacementChange(
-      current, PhysicalPlan{totals.layers, workers, plan->phy2log}, experts, capacities);
+  OnPlanned(PlanPlacementChange(current, PhysicalPlan{totals.layers, workers, plan->phy2log},
+                                experts, capacities),
+            current, totals, plan_ms,
+            absl::StrCat(slots, " slots per layer on ", num_workers, " expert workers, ",
+                         eplb.num_groups % eplb.num_nodes == 0 && eplb.num_nodes > 1
+                             ? "hierarchical"
+                             : "global",
+                         " policy", sticky != nullptr ? ", keeping experts in place" : ""));
+}
+
+void Rebalancer::OnPlanned(absl::StatusOr<PlacementChange> change,
+                           const cluster::Placement& current, const ExpertLoadTotals& totals,
+                           double plan_ms, std::string what) {
   if (!change.ok()) {
     Finish(change.status());
     return;
@@ -258,12 +249,7 @@ void Rebalancer::OnState(ClusterState state) {
   int64_t released = 0;
   for (const auto& [worker, list] : job_->change.releases) released += list.size();
   summary.set_slots_released(released);
-  Report("plan", 1, 1,
-         absl::StrCat(slots, " slots per layer on ", num_workers, " expert workers, ",
-                      eplb.num_groups % eplb.num_nodes == 0 && eplb.num_nodes > 1
-                          ? "hierarchical"
-                          : "global",
-                      " policy", sticky != nullptr ? ", keeping experts in place" : ""));
+  Report("plan", 1, 1, std::move(what));
   if (!job_->apply) {
     Finish(absl::OkStatus());
     return;

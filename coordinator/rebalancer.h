@@ -122,6 +122,10 @@ class Rebalancer {
                                                const ExpertLoadTotals& totals,
                                                const std::vector<uint32_t>& workers) const;
   void OnState(ClusterState state);
+  // The job's change is planned (or why not): the "plan" report, then stop (dry run)
+  // or run it.
+  void OnPlanned(absl::StatusOr<PlacementChange> change, const cluster::Placement& current,
+                 const ExpertLoadTotals& totals, double plan_ms, std::string what);
   void StartLoading();
   void OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResponse> result);
   void PollSwitch();

@@ -23,7 +23,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/util/local_cluster.h"
 #include "tests/util/run_binary.h"
-#include "tools/make_model/random_checkpoint.h"
+#include "tests/util/test_model.h"
 
 namespace yard {
 namespace {
@@ -43,11 +43,7 @@ std::string TmpDir() { return std::getenv("TEST_TMPDIR"); }
 
 std::string WriteModel(const char* preset) {
   const std::string dir = TmpDir() + "/" + preset;
-  model::RandomCheckpointOptions write;
-  write.progress = model::ProgressMode::kNever;
-  write.overwrite = true;
-  write.tokenizer_dir = kTokenizerDir;
-  const absl::Status s = model::WriteRandomCheckpoint(*model::PresetConfig(preset), dir, write);
+  const absl::Status s = testing::WriteTestModel(preset, dir);
   EXPECT_TRUE(s.ok()) << s;
   return dir;
 }

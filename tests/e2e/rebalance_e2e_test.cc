@@ -26,7 +26,7 @@
 #include "proto/generation.grpc.pb.h"
 #include "tests/util/local_cluster.h"
 #include "tests/util/run_binary.h"
-#include "tools/make_model/random_checkpoint.h"
+#include "tests/util/test_model.h"
 
 namespace yard {
 namespace {
@@ -106,12 +106,7 @@ double MeasuredImbalance(const nlohmann::json& experts) {
 testing::LocalClusterOptions TinyCluster(const std::string& name, int attention, int experts) {
   testing::LocalClusterOptions options;
   options.model_dir = TmpDir() + "/" + name;
-  model::RandomCheckpointOptions write;
-  write.progress = model::ProgressMode::kNever;
-  write.overwrite = true;
-  write.tokenizer_dir = kTokenizerDir;
-  const absl::Status written =
-      model::WriteRandomCheckpoint(*model::PresetConfig("tiny-v3"), options.model_dir, write);
+  const absl::Status written = testing::WriteTestModel("tiny-v3", options.model_dir);
   EXPECT_TRUE(written.ok()) << written;
   options.tokenizer_dir = kTokenizerDir;
   options.attention_workers = attention;

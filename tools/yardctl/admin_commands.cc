@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "proto/admin.grpc.pb.h"
@@ -204,16 +205,25 @@ void PrintOutcome(const admin::RebalanceProgress& plan, bool applied, bool json,
   }
 }
 
-// Opens a progress stream with `start` and follows it; then the summary.
+// Opens a progress stream with `start` and follows it to its end; the plan's figures.
 template <typename Start>
-absl::Status RunPlacementCall(const AdminArgs& args, bool applied, std::ostream& out, Start start) {
+absl::StatusOr<admin::RebalanceProgress> FollowCall(const AdminArgs& args, std::ostream& out,
+                                                    Start start) {
   grpc::ClientContext context;
   Prepare(args, context);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
   admin::RebalanceProgress plan;
   std::unique_ptr<admin::Admin::Stub> stub = Connect(args);
   if (absl::Status s = FollowProgress(*start(*stub, context), args, out, plan); !s.ok()) return s;
-  PrintOutcome(plan, applied, args.json, out);
+  return plan;
+}
+
+// FollowCall, then the summary.
+template <typename Start>
+absl::Status RunPlacementCall(const AdminArgs& args, bool applied, std::ostream& out, Start start) {
+  absl::StatusOr<admin::RebalanceProgress> plan = FollowCall(args, out, start);
+  if (!plan.ok()) return plan.status();
+  PrintOutcome(*plan, applied, args.json, out);
   return absl::OkStatus();
 }
 
@@ -246,16 +256,13 @@ absl::Status RunEvict(const AdminArgs& args, uint32_t layer, uint32_t slot, std:
 }
 
 absl::Status RunDrain(const AdminArgs& args, uint32_t worker_id, std::ostream& out) {
-  grpc::ClientContext context;
-  Prepare(args, context);
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
   admin::DrainRequest request;
   request.set_worker_id(worker_id);
-  admin::RebalanceProgress plan;
-  if (absl::Status s = FollowProgress(*Connect(args)->Drain(&context, request), args, out, plan);
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<admin::RebalanceProgress> drained =
+      FollowCall(args, out, [&](admin::Admin::Stub& stub, grpc::ClientContext& c) {
+        return stub.Drain(&c, request);
+      });
+  if (!drained.ok()) return drained.status();
   if (args.json) {
     out << nlohmann::json({{"worker_id", worker_id}, {"drained", true}}).dump() << "\n";
   } else {
