@@ -57,7 +57,11 @@ ABSL_FLAG(int32_t, load_report_ms, 2000,
           "Interval of the routed-token counts per expert and slot sent to the coordinator "
           "(rounded up to whole heartbeats).");
 ABSL_FLAG(int32_t, expert_timeout_ms, 30000,
-          "A dispatch whose combine is not back within this fails its step.");
+          "Expert rows of a step still unanswered this long after dispatch (lost workers' "
+          "rows re-sent, experts without a live replica waited for) fail the step.");
+ABSL_FLAG(int32_t, expert_resend_ms, 10000,
+          "A dispatch not answered within this is sent again to another replica of its "
+          "experts, when there is one.");
 ABSL_FLAG(int32_t, register_timeout_s, 60, "How long to wait for the coordinator at start.");
 
 namespace yard::attention_worker {
@@ -78,6 +82,10 @@ int Run() {
   // The data plane's handlers reach the backend, created just after it: the pointer is
   // set before any peer is connected, so no message can arrive earlier.
   std::atomic<RemoteExpertBackend*> backend{nullptr};
+  // Connected peers (placement watch thread); a lost one is forgotten (data plane
+  // thread), so that a placement naming it again connects afresh.
+  std::mutex peers_mu;
+  std::set<uint32_t> connected;
   transport::UcxOptions ucx;
   ucx.transports = absl::GetFlag(FLAGS_ucx_tls);
   ucx.config.push_back({"RNDV_SCHEME", absl::GetFlag(FLAGS_ucx_rndv_scheme)});
@@ -88,9 +96,13 @@ int Run() {
               [&backend](transport::PeerId from, std::vector<uint8_t> message) {
                 if (RemoteExpertBackend* b = backend.load()) b->OnCombine(from, std::move(message));
               },
-              [&backend](transport::PeerId peer, absl::Status why) {
+              [&](transport::PeerId peer, absl::Status why) {
                 std::fprintf(stderr, "attention_worker: peer %u: %s\n", peer,
                              std::string(why.message()).c_str());
+                {
+                  std::lock_guard<std::mutex> lock(peers_mu);
+                  connected.erase(peer);
+                }
                 if (RemoteExpertBackend* b = backend.load()) b->OnPeerError(peer, why);
               }});
   if (!data_plane.ok()) return Fail(data_plane.status().message());
@@ -115,6 +127,7 @@ int Run() {
   remote_options.num_experts = config->n_routed_experts;
   remote_options.dispatch_dtype = *wire;
   remote_options.timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_expert_timeout_ms));
+  remote_options.resend_after = std::chrono::milliseconds(absl::GetFlag(FLAGS_expert_resend_ms));
   RemoteExpertBackend remote(plane, remote_options);
   backend.store(&remote);
   engine_options.experts = &remote;
@@ -151,7 +164,6 @@ int Run() {
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || port == 0) return Fail("cannot start the gRPC service");
 
-  std::set<uint32_t> connected;  // watch thread only
   std::atomic<uint64_t> acked_version{0};
   auto coordinator = std::make_unique<transport::ClusterClient>(absl::GetFlag(FLAGS_coordinator));
   // Its threads' callbacks use it through this pointer (valid until they are joined).
@@ -176,11 +188,16 @@ int Run() {
 
   coordinator->StartPlacementWatch(id, [&](const cluster::Placement& placement) {
     for (const cluster::Peer& peer : placement.peers()) {
-      if (peer.worker_id() == id || connected.count(peer.worker_id())) continue;
+      {
+        std::lock_guard<std::mutex> lock(peers_mu);
+        if (peer.worker_id() == id || !connected.insert(peer.worker_id()).second) continue;
+      }
       const absl::Status s = plane.Connect(peer.worker_id(), peer.data_plane_address());
       if (s.ok()) {
-        connected.insert(peer.worker_id());
+        remote.OnPeerConnected(peer.worker_id());
       } else {
+        std::lock_guard<std::mutex> lock(peers_mu);
+        connected.erase(peer.worker_id());
         std::fprintf(stderr, "attention_worker: cannot connect to worker %u: %s\n",
                      peer.worker_id(), std::string(s.message()).c_str());
       }
@@ -193,8 +210,10 @@ int Run() {
                    std::string(routing.status().message()).c_str());
       return;
     }
+    auto next = std::make_shared<const ExpertRouting>(*std::move(routing));
+    remote.OfferRouting(next);  // a step waiting for a lost expert may use it at once
     std::lock_guard<std::mutex> lock(placement_mu);
-    pending_routing = std::make_shared<const ExpertRouting>(*std::move(routing));
+    pending_routing = std::move(next);
     runner->Post([](engine::Engine&) {});  // wake the engine thread to install it
   });
   const auto heartbeat = std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));

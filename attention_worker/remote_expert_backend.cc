@@ -1,5 +1,6 @@
 #include "attention_worker/remote_expert_backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -21,6 +22,17 @@ void RemoteExpertBackend::SetRouting(std::shared_ptr<const ExpertRouting> routin
   if (routing_ != nullptr) load_.Install(*routing_);
 }
 
+void RemoteExpertBackend::OfferRouting(std::shared_ptr<const ExpertRouting> routing) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (offered_ == nullptr || routing->version() > offered_->version()) offered_ = routing;
+  arrived_.notify_all();
+}
+
+void RemoteExpertBackend::OnPeerConnected(PeerId peer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dead_.erase(peer);
+}
+
 absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
   if (routing_ == nullptr) {
     return absl::FailedPreconditionError("no expert placement received yet");
@@ -29,142 +41,242 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
     return absl::InvalidArgumentError(
         absl::StrCat("hidden size ", r.hidden, ", the backend was set up for ", options_.hidden));
   }
-  const ExpertRouting& routing = *routing_;
-  const int64_t total = r.tokens * r.top_k;
-
-  struct Outgoing {
-    std::vector<transport::TokenRoute> routes;
-    std::vector<int64_t> source_tokens;
-  };
-  std::map<PeerId, Outgoing> by_worker;
-  for (int64_t i = 0; i < total; ++i) {
-    const int32_t e = r.expert_ids[i];
-    const std::vector<Replica>& replicas = routing.replicas(r.layer, e);
-    if (replicas.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("layer ", r.layer, " expert ", e, " has no replica"));
-    }
-    const Replica& pick = replicas[next_replica_[{r.layer, e}]++ % replicas.size()];
-    load_.Count(r.layer, e, pick);
-    Outgoing& out = by_worker[pick.worker];
-    out.routes.push_back({pick.slot, static_cast<uint32_t>(i)});
-    out.source_tokens.push_back(i / r.top_k);
-  }
-
   if (r.micro_batch < 0 || r.micro_batch >= engine::kMaxMicroBatches) {
     return absl::InvalidArgumentError(absl::StrCat("micro-batch ", r.micro_batch));
   }
-  uint64_t step_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    InFlight& f = in_flight_[r.micro_batch];
-    if (f.active) {
-      return absl::FailedPreconditionError("Start while the micro-batch is in flight");
+  const int64_t total = r.tokens * r.top_k;
+  for (int64_t i = 0; i < total; ++i) {
+    if (routing_->replicas(r.layer, r.expert_ids[i]).empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", r.layer, " expert ", r.expert_ids[i], " has no replica"));
     }
-    f.active = true;
-    f.step_id = step_id = ++next_step_id_;
-    f.layer = r.layer;
-    f.rows = total;
-    f.received.clear();
-    for (const auto& [worker, unused] : by_worker) f.received[worker] = nullptr;
-    f.failure = absl::OkStatus();
   }
+
+  std::unique_lock<std::mutex> lock(mu_);
+  InFlight& f = in_flight_[r.micro_batch];
+  if (f.active) return absl::FailedPreconditionError("Start while the micro-batch is in flight");
+  f.active = true;
+  f.request = r;
+  f.rows = total;
+  f.answered = 0;
+  f.answered_by.assign(total, 0);
+  f.dispatches.clear();
+  f.order.clear();
+  f.orphans.clear();
+  f.avoid.clear();
+  f.cause = absl::OkStatus();
+  f.failure = absl::OkStatus();
+  f.deadline = Clock::now() + options_.timeout;
+  std::vector<uint32_t> rows(total);
+  for (int64_t i = 0; i < total; ++i) rows[i] = static_cast<uint32_t>(i);
+  auto by_worker = Assign(*routing_, f, rows, f.orphans);
+  if (!f.orphans.empty()) {
+    f.orphans_tried_version = routing_->version();
+    f.cause = absl::UnavailableError("an expert has no live replica");
+  }
+  stats_.rows += total;
+  SendDispatches(r.micro_batch, *routing_, std::move(by_worker), lock);
+  return absl::OkStatus();
+}
+
+std::map<PeerId, std::vector<transport::TokenRoute>> RemoteExpertBackend::Assign(
+    const ExpertRouting& routing, InFlight& f, const std::vector<uint32_t>& rows,
+    std::vector<uint32_t>& orphans) {
+  const bool installed = &routing == routing_.get();
+  const int64_t layer = f.request.layer;
+  std::map<PeerId, std::vector<transport::TokenRoute>> by_worker;
+  for (const uint32_t row : rows) {
+    const int32_t e = f.request.expert_ids[row];
+    const std::vector<Replica>& replicas = routing.replicas(layer, e);
+    const size_t n = replicas.size();
+    uint64_t& turn = next_replica_[{layer, e}];
+    const Replica* pick = nullptr;
+    for (size_t k = 0; k < n && pick == nullptr; ++k) {
+      const Replica& candidate = replicas[(turn + k) % n];
+      if (dead_.contains(candidate.worker) || f.avoid.contains(candidate.worker)) continue;
+      pick = &candidate;
+      turn += k + 1;
+    }
+    if (pick == nullptr) {
+      orphans.push_back(row);
+      continue;
+    }
+    if (installed) load_.Count(layer, e, *pick);
+    by_worker[pick->worker].push_back({pick->slot, row});
+  }
+  return by_worker;
+}
+
+void RemoteExpertBackend::SendDispatches(int micro_batch, const ExpertRouting& routing,
+                                         std::map<PeerId, std::vector<transport::TokenRoute>> by_worker,
+                                         std::unique_lock<std::mutex>& lock) {
+  if (by_worker.empty()) return;
+  InFlight& f = in_flight_[micro_batch];
+  const engine::ExpertRequest r = f.request;
+  const Clock::time_point resend_at = Clock::now() + options_.resend_after;
+  // The dispatch nodes stay put until this thread ends the request, so the rows can be
+  // read unlocked.
+  std::vector<std::pair<uint64_t, PeerId>> sends;
+  for (const auto& [worker, routes] : by_worker) {
+    const uint64_t id = ++next_step_id_;
+    Dispatch& d = f.dispatches[id];
+    d.worker = worker;
+    for (const transport::TokenRoute& route : routes) d.rows.push_back(route.token_index);
+    d.resend_at = resend_at;
+    sends.emplace_back(id, worker);
+  }
+  lock.unlock();
 
   transport::MessageHeader header;
   header.kind = transport::MessageKind::kDispatch;
   header.placement_version = routing.version();
-  header.step_id = step_id;
   header.layer = static_cast<uint32_t>(r.layer);
-  header.micro_batch = static_cast<uint32_t>(r.micro_batch);
+  header.micro_batch = static_cast<uint32_t>(micro_batch);
   header.sender = data_plane_.self();
   header.hidden = static_cast<uint32_t>(r.hidden);
   header.dtype = options_.dispatch_dtype;
   uint64_t bytes_sent = 0;
-  for (auto& [worker, out] : by_worker) {
-    const int64_t n = static_cast<int64_t>(out.routes.size());
+  for (const auto& [id, to] : sends) {
+    const std::vector<transport::TokenRoute>& routes = by_worker.at(to);
+    const int64_t n = static_cast<int64_t>(routes.size());
     gathered_.resize(n * r.hidden);
     for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(&gathered_[i * r.hidden], r.x + out.source_tokens[i] * r.hidden,
+      std::memcpy(&gathered_[i * r.hidden], r.x + (routes[i].token_index / r.top_k) * r.hidden,
                   r.hidden * sizeof(float));
     }
+    header.step_id = id;
     header.token_count = static_cast<uint32_t>(n);
     auto message = std::make_shared<const std::vector<uint8_t>>(
-        transport::EncodeDispatch(header, out.routes, gathered_));
+        transport::EncodeDispatch(header, routes, gathered_));
     bytes_sent += message->size();
-    const PeerId to = worker;
-    const int mb = r.micro_batch;
-    data_plane_.Send(worker, std::move(message), [this, step_id, mb, to](absl::Status s) {
+    data_plane_.Send(to, std::move(message), [this, to](absl::Status s) {
       if (s.ok()) return;
       std::lock_guard<std::mutex> lock(mu_);
-      InFlight& f = in_flight_[mb];
-      if (f.active && f.step_id == step_id && f.failure.ok()) {
-        f.failure = absl::UnavailableError(
-            absl::StrCat("dispatch to expert worker ", to, " failed: ", s.message()));
-        arrived_.notify_all();
-      }
+      LosePeer(to, absl::UnavailableError(
+                       absl::StrCat("dispatch to expert worker ", to, " failed: ", s.message())));
+      arrived_.notify_all();
     });
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.dispatches += by_worker.size();
-  stats_.rows += total;
+  lock.lock();
+  stats_.dispatches += sends.size();
   stats_.bytes_sent += bytes_sent;
-  return absl::OkStatus();
+}
+
+void RemoteExpertBackend::LosePeer(PeerId peer, const absl::Status& why) {
+  dead_.insert(peer);
+  for (InFlight& f : in_flight_) {
+    if (!f.active) continue;
+    for (auto& [id, d] : f.dispatches) {
+      if (d.worker != peer || !d.bytes.empty() || d.lost || d.abandoned) continue;
+      d.lost = true;
+      f.cause = why;
+    }
+  }
 }
 
 void RemoteExpertBackend::OnCombine(PeerId from, std::vector<uint8_t> message) {
-  auto received = std::make_unique<Received>();
-  received->bytes = std::move(message);
-  // The header alone names the micro-batch and step; everything is checked below.
+  std::vector<uint8_t> bytes = std::move(message);
   transport::DecodeLimits limits;
   limits.expected_hidden = static_cast<uint32_t>(options_.hidden);
-  absl::StatusOr<transport::DecodedMessage> decoded = transport::Decode(received->bytes, limits);
+  absl::StatusOr<transport::DecodedMessage> decoded = transport::Decode(bytes, limits);
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.bytes_received += received->bytes.size();
-  if (!decoded.ok() || decoded->header.micro_batch >= engine::kMaxMicroBatches) {
-    // Which request it answers is unknown: fail whatever awaits this worker.
-    for (InFlight& f : in_flight_) {
-      auto it = f.received.find(from);
-      if (f.active && it != f.received.end() && it->second == nullptr && f.failure.ok()) {
-        f.failure = absl::DataLossError(absl::StrCat(
-            "malformed combine from expert worker ", from, ": ",
-            decoded.ok() ? std::string("micro-batch out of range")
-                         : std::string(decoded.status().message())));
-      }
-    }
+  stats_.bytes_received += bytes.size();
+  // A peer that answers garbage is not trusted again: its unanswered rows go elsewhere
+  // and the engine thread closes the connection.
+  auto distrust = [&](const std::string& what) {
+    to_disconnect_.insert(from);
+    LosePeer(from, absl::DataLossError(
+                       absl::StrCat("malformed combine from expert worker ", from, ": ", what)));
     arrived_.notify_all();
+  };
+  if (!decoded.ok()) return distrust(std::string(decoded.status().message()));
+  const transport::MessageHeader& h = decoded->header;
+  if (h.micro_batch >= engine::kMaxMicroBatches) return distrust("micro-batch out of range");
+  InFlight& f = in_flight_[h.micro_batch];
+  auto it = f.dispatches.find(h.step_id);
+  if (!f.active || it == f.dispatches.end() || it->second.worker != from ||
+      !it->second.bytes.empty() || it->second.lost || it->second.abandoned) {
+    ++stats_.stale_combines;  // an answer to an ended or abandoned dispatch, or a repeat
+    data_plane_.Recycle(std::move(bytes));
     return;
   }
-  InFlight& f = in_flight_[decoded->header.micro_batch];
-  auto it = f.received.find(from);
-  if (!f.active || decoded->header.step_id != f.step_id || it == f.received.end() ||
-      it->second != nullptr) {
-    ++stats_.stale_combines;  // an answer to an earlier, failed step, or a repeat
-    return;
+  Dispatch& d = it->second;
+  if (h.kind != transport::MessageKind::kCombine ||
+      h.layer != static_cast<uint32_t>(f.request.layer)) {
+    return distrust("wrong kind or layer");
   }
-  if (decoded->header.kind != transport::MessageKind::kCombine ||
-      decoded->header.layer != static_cast<uint32_t>(f.layer)) {
-    if (f.failure.ok()) {
-      f.failure = absl::DataLossError(absl::StrCat("combine from expert worker ", from,
-                                                   ": wrong kind or layer"));
+  // It must answer exactly the rows it was sent, each once (in any order).
+  std::vector<uint32_t> answered(h.token_count);
+  for (uint32_t i = 0; i < h.token_count; ++i) answered[i] = decoded->route(i).token_index;
+  std::sort(answered.begin(), answered.end());
+  if (answered != d.rows) {
+    return distrust(absl::StrCat("answered ", h.token_count, " rows that are not the ",
+                                 d.rows.size(), " it was sent (a row missing, repeated or "
+                                 "beyond the request)"));
+  }
+  d.combine = *std::move(decoded);
+  d.bytes = std::move(bytes);  // the views keep pointing into the same buffer
+  f.order.push_back(h.step_id);
+  const uint32_t index = static_cast<uint32_t>(f.order.size());
+  for (const uint32_t row : d.rows) {
+    if (f.answered_by[row] == 0) {
+      f.answered_by[row] = index;
+      ++f.answered;
     }
-    arrived_.notify_all();
-    return;
   }
-  received->message = *std::move(decoded);
-  it->second = std::move(received);
   arrived_.notify_all();
 }
 
 void RemoteExpertBackend::OnPeerError(PeerId peer, absl::Status why) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (InFlight& f : in_flight_) {
-    auto it = f.received.find(peer);
-    if (f.active && it != f.received.end() && it->second == nullptr && f.failure.ok()) {
-      f.failure =
-          absl::UnavailableError(absl::StrCat("expert worker ", peer, " lost: ", why.message()));
+  LosePeer(peer, absl::UnavailableError(
+                     absl::StrCat("expert worker ", peer, " lost: ", why.message())));
+  arrived_.notify_all();
+}
+
+std::vector<uint32_t> RemoteExpertBackend::TakeRowsToResend(
+    InFlight& f, Clock::time_point now, std::shared_ptr<const ExpertRouting>& by) {
+  std::vector<uint32_t> rows;
+  auto take_unanswered = [&](const Dispatch& d) {
+    for (const uint32_t row : d.rows) {
+      if (f.answered_by[row] == 0) rows.push_back(row);
+    }
+  };
+  for (auto& [id, d] : f.dispatches) {
+    if (d.lost) {
+      d.lost = false;
+      d.abandoned = true;
+      take_unanswered(d);
+    } else if (d.bytes.empty() && !d.abandoned && !d.resent && now >= d.resend_at) {
+      // Late: ask another replica too; whichever answers first serves the row.
+      d.resent = true;
+      f.avoid.insert(d.worker);
+      f.cause = absl::DeadlineExceededError(absl::StrCat(
+          "expert worker ", d.worker, " did not answer within ", options_.resend_after.count(),
+          " ms"));
+      take_unanswered(d);
     }
   }
-  arrived_.notify_all();
+  by = routing_;
+  if (offered_ != nullptr && offered_->version() > by->version()) by = offered_;
+  if (!f.orphans.empty() && by->version() != f.orphans_tried_version) {
+    for (const uint32_t row : f.orphans) {
+      if (f.answered_by[row] == 0) rows.push_back(row);
+    }
+    f.orphans.clear();
+  }
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+void RemoteExpertBackend::EndRequest(InFlight& f) {
+  f.active = false;
+  for (auto& [id, d] : f.dispatches) {
+    if (!d.bytes.empty()) data_plane_.Recycle(std::move(d.bytes));
+  }
+  f.dispatches.clear();
+  f.order.clear();
 }
 
 absl::Status RemoteExpertBackend::Finish(int micro_batch, float* out) {
@@ -174,55 +286,81 @@ absl::Status RemoteExpertBackend::Finish(int micro_batch, float* out) {
   std::unique_lock<std::mutex> lock(mu_);
   InFlight& f = in_flight_[micro_batch];
   if (!f.active) return absl::FailedPreconditionError("Finish without Start");
-  auto all_arrived = [&f] {
-    for (const auto& [worker, r] : f.received) {
-      if (r == nullptr) return false;
+  while (true) {
+    if (!to_disconnect_.empty()) {
+      std::set<PeerId> untrusted;
+      untrusted.swap(to_disconnect_);
+      lock.unlock();
+      for (const PeerId peer : untrusted) data_plane_.Disconnect(peer);
+      lock.lock();
+      continue;
     }
-    return true;
-  };
-  const bool done = arrived_.wait_for(lock, options_.timeout, [&] {
-    return !f.failure.ok() || all_arrived();
-  });
-  f.active = false;
-  if (!f.failure.ok()) return f.failure;
-  if (!done) {
-    std::string missing;
-    for (const auto& [worker, r] : f.received) {
-      if (r == nullptr) absl::StrAppend(&missing, missing.empty() ? "" : ", ", worker);
+    const Clock::time_point now = Clock::now();
+    std::shared_ptr<const ExpertRouting> by;
+    const std::vector<uint32_t> rows = TakeRowsToResend(f, now, by);
+    if (!rows.empty()) {
+      std::vector<uint32_t> orphans;
+      auto by_worker = Assign(*by, f, rows, orphans);
+      if (!orphans.empty()) f.orphans_tried_version = by->version();
+      f.orphans.insert(f.orphans.end(), orphans.begin(), orphans.end());
+      stats_.resent_rows += rows.size() - orphans.size();
+      if (!by_worker.empty()) {
+        SendDispatches(micro_batch, *by, std::move(by_worker), lock);
+        continue;
+      }
     }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "layer ", f.layer, " step ", f.step_id, ": no combine from expert worker(s) ", missing,
-        " within ", options_.timeout.count(), " ms"));
+    if (f.answered == f.rows) break;
+    if (now >= f.deadline) {
+      std::string missing;
+      for (const auto& [id, d] : f.dispatches) {
+        if (d.bytes.empty() && !d.abandoned) {
+          absl::StrAppend(&missing, missing.empty() ? "" : ", ", d.worker);
+        }
+      }
+      std::string message = absl::StrCat(
+          "layer ", f.request.layer, ": ", f.rows - f.answered, " of ", f.rows,
+          " expert rows unanswered within ", options_.timeout.count(), " ms");
+      if (!missing.empty()) absl::StrAppend(&message, "; no combine from expert worker(s) ", missing);
+      if (!f.orphans.empty()) {
+        absl::StrAppend(&message, "; ", f.orphans.size(), " rows have no live replica");
+      }
+      if (!f.cause.ok()) absl::StrAppend(&message, " (", f.cause.message(), ")");
+      const absl::StatusCode code = f.cause.ok() || f.cause.code() == absl::StatusCode::kDeadlineExceeded
+                                        ? absl::StatusCode::kDeadlineExceeded
+                                        : f.cause.code();
+      EndRequest(f);
+      return absl::Status(code, message);
+    }
+    Clock::time_point wake = f.deadline;
+    for (const auto& [id, d] : f.dispatches) {
+      if (d.bytes.empty() && !d.abandoned && !d.resent) wake = std::min(wake, d.resend_at);
+    }
+    arrived_.wait_until(lock, wake);
   }
-  std::map<PeerId, std::unique_ptr<Received>> received = std::move(f.received);
-  f.received.clear();
-  // However this ends, the combines' buffers go back to the data plane for reuse.
-  absl::Cleanup recycle = [&] {
-    for (auto& [worker, r] : received) data_plane_.Recycle(std::move(r->bytes));
-  };
-  const int64_t rows = f.rows;
-  const int64_t layer = f.layer;
-  lock.unlock();
 
+  // Every row has an answer: take the combines out of the request and copy unlocked.
+  f.active = false;
+  std::map<uint64_t, Dispatch> dispatches = std::move(f.dispatches);
+  std::vector<uint64_t> order = std::move(f.order);
+  std::vector<uint32_t> answered_by = std::move(f.answered_by);
+  f.dispatches.clear();
+  f.order.clear();
+  lock.unlock();
+  absl::Cleanup recycle = [&] {
+    for (auto& [id, d] : dispatches) {
+      if (!d.bytes.empty()) data_plane_.Recycle(std::move(d.bytes));
+    }
+  };
   const int64_t hidden = options_.hidden;
-  std::vector<uint8_t> filled(rows, 0);
-  for (const auto& [worker, r] : received) {
-    const transport::DecodedMessage& m = r->message;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const transport::DecodedMessage& m = dispatches.at(order[k]).combine;
     values_.resize(static_cast<size_t>(m.header.token_count) * hidden);
     m.ValuesToF32(absl::MakeSpan(values_));
     for (uint32_t i = 0; i < m.header.token_count; ++i) {
       const uint32_t row = m.route(i).token_index;
-      if (row >= rows || filled[row]++) {
-        return absl::DataLossError(absl::StrCat("expert worker ", worker, " answered row ", row,
-                                                row >= rows ? " (out of range)" : " twice"));
-      }
-      std::memcpy(out + row * hidden, &values_[i * hidden], hidden * sizeof(float));
-    }
-  }
-  for (int64_t i = 0; i < rows; ++i) {
-    if (!filled[i]) {
-      return absl::DataLossError(absl::StrCat("no expert output for row ", i, " of layer ",
-                                              layer));
+      if (answered_by[row] != k + 1) continue;  // another dispatch answered it first
+      std::memcpy(out + static_cast<int64_t>(row) * hidden, &values_[i * hidden],
+                  hidden * sizeof(float));
     }
   }
   return absl::OkStatus();

@@ -66,6 +66,7 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   placement_options.num_experts = config_.n_routed_experts;
   placement_options.expected_attention_workers = options_.attention_workers;
   placement_options.expected_expert_workers = options_.expert_workers;
+  placement_options.replicas = options_.expert_replicas;
   Membership* membership = membership_.get();
   placement_ = std::make_unique<PlacementController>(
       std::move(placement_options), *loader,
@@ -84,9 +85,12 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   rebalance.auto_interval = options_.auto_rebalance_interval;
   rebalancer_ =
       std::make_unique<Rebalancer>(std::move(rebalance), *placement_, *load_, *loader, executor);
-  rebalancer_->StartAuto([](std::string line) { std::fprintf(stderr, "coordinator: %s\n", line.c_str()); });
+  auto log_line = [](std::string line) { std::fprintf(stderr, "coordinator: %s\n", line.c_str()); };
+  rebalancer_->StartAuto(log_line);
   membership_->Subscribe(placement_->MakeListener());
   membership_->Subscribe(router_->MakeListener());
+  // After the placement's listener: the rebalancer asks it for the state this change made.
+  membership_->Subscribe(rebalancer_->MakeListener(log_line));
   membership_->StartLivenessTimer(
       std::max(absl::Milliseconds(10), options_.heartbeat_timeout / 4));
 

@@ -43,6 +43,8 @@ struct CoordinatorOptions {
   // The cluster is ready with this many of each (and placement v1 published).
   int attention_workers = 1;
   int expert_workers = 1;
+  // Slots per (layer, expert) in the initial placement, on distinct expert workers.
+  int expert_replicas = 1;
   absl::Duration heartbeat_timeout = absl::Seconds(10);
   // Prompt plus generated tokens; capped by the model's max_position_embeddings.
   int64_t max_context = 4096;

@@ -1,10 +1,14 @@
 #include "coordinator/generation_service.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "boost/asio/steady_timer.hpp"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::coordinator {
@@ -26,12 +30,43 @@ void SendCancel(std::shared_ptr<grpc::Channel> channel, uint64_t request_id) {
                               [call](grpc::Status) { delete call; });
 }
 
+// Whether a worker stream that ended with `code` is worth resuming on another
+// attention worker: the worker or its experts failed, not the request.
+bool Resumable(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::DATA_LOSS:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::CANCELLED:  // the worker shut down (the client's own is seen first)
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Resumes of one request at most, and the pause before the n-th (n >= 2; the first is
+// at once): a worker lost takes one resume, a cluster in trouble does not spin.
+constexpr int kMaxResumes = 8;
+absl::Duration ResumePause(int n) {
+  return std::min(absl::Milliseconds(250) * (1 << std::min(n - 2, 4)), absl::Seconds(2));
+}
+
 // One Generate stream. Its gRPC callbacks (server side and the worker stream) only
 // post to `actor_`; everything else runs there, so the fields need no lock.
 //
 //   start ─validate─▶ preparing (compute pool) ─▶ routing (Router) ─▶ streaming
-//     │                  │                          │                    │
-//     └──── error / cancel: Finish ◀────────────────┴────────────────────┘
+//     │                  │                          │ ▲                  │
+//     │                  │                          │ └─ worker failed: ─┤ resume from
+//     │                  │                          │    route again     │ prompt + tokens
+//     └──── error / cancel: Finish ◀────────────────┴────────────────────┘ streamed
+//
+// A resumed request continues on another attention worker (DESIGN.md "Failure model"):
+// it is sent the prompt and the tokens the client already has, and its stream goes on
+// with the next token, so the client sees no gap and no repeat.
 //
 // Deleted on its strand once gRPC is done with both calls (server OnDone, worker
 // OnDone) and no pool or router answer is outstanding (`holds_`).
@@ -114,6 +149,10 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
 
   void OnRouted(absl::StatusOr<Route> route) {
     if (!route.ok()) {
+      if (resumes_ > 0 && !finished_ && route.status().code() == absl::StatusCode::kUnavailable &&
+          resumes_ < kMaxResumes) {
+        return Resume();  // no attention worker right now: wait for one to (re)register
+      }
       FinishOnce(transport::ToGrpc(route.status()));
       return MaybeDelete();
     }
@@ -123,14 +162,64 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
     }
     route_ = *std::move(route);
     run_request_ = MakeRunRequest(request_, route_.request_id, prompt_);
+    run_request_.mutable_generated_token_ids()->Add(generated_.begin(), generated_.end());
     channel_ = service_.ChannelFor(route_.grpc_address);
     stub_ = cluster::AttentionWorker::NewStub(channel_);
     worker_ = std::make_unique<WorkerStream>(*this);
+    worker_context_ = std::make_unique<grpc::ClientContext>();
     worker_started_ = true;
+    worker_done_ = false;
+    worker_cancelled_ = false;
     ++holds_;
-    stub_->async()->Run(&worker_context_, &run_request_, worker_.get());
-    worker_->StartRead(&run_response_);
+    stub_->async()->Run(worker_context_.get(), &run_request_, worker_.get());
+    // After a resume a write of the old stream's last tokens may still be in flight;
+    // its completion starts the first read then.
+    if (!writing_) worker_->StartRead(&run_response_);
     worker_->StartCall();
+  }
+
+  // The worker stream failed: route the request again (after a pause from the second
+  // resume on), avoiding the workers it failed on.
+  void Resume() {
+    ++resumes_;
+    if (static_cast<int64_t>(generated_.size()) >= request_.max_tokens()) {
+      // Every token was streamed; only the finish was lost.
+      saw_finish_ = true;
+      generation::GenerateResponse last;
+      last.set_finish_reason(generation::FINISH_REASON_LENGTH);
+      last.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(prompt_.size()));
+      last.mutable_usage()->set_completion_tokens(completion_tokens_);
+      if (writing_) {
+        last_response_ = std::move(last);  // after the write in flight
+      } else {
+        out_ = std::move(last);
+        writing_ = true;
+        StartWrite(&out_);
+      }
+      FinishOnce(grpc::Status::OK);
+      return;
+    }
+    auto pick = [this] {
+      ++holds_;
+      service_.deps().router->Pick(
+          static_cast<int64_t>(prompt_.size()) + request_.max_tokens(),
+          actor_.Bind("generate.on_reroute",
+                      [this](absl::StatusOr<Route> route) {
+                        --holds_;
+                        OnRouted(std::move(route));
+                      }),
+          failed_workers_);
+    };
+    if (resumes_ == 1) return pick();
+    ++holds_;
+    timer_ = std::make_unique<boost::asio::steady_timer>(actor_.strand());
+    timer_->expires_after(absl::ToChronoNanoseconds(ResumePause(resumes_)));
+    timer_->async_wait(actor_.Bind("generate.resume_pause",
+                                   [this, pick](const boost::system::error_code&) mutable {
+                                     --holds_;
+                                     if (finished_) return MaybeDelete();
+                                     pick();
+                                   }));
   }
 
   void HandleWorkerRead(bool ok) {
@@ -148,6 +237,8 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
       }
     }
     out_ = ToGenerateResponse(run_response_);
+    generated_.insert(generated_.end(), run_response_.token_ids().begin(),
+                      run_response_.token_ids().end());
     if (first_response_) {
       out_.mutable_prompt_token_ids()->Add(prompt_.begin(), prompt_.end());
       first_response_ = false;
@@ -165,6 +256,13 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
 
   void HandleWriteDone(bool ok) {
     writing_ = false;
+    if (last_response_ && ok) {
+      out_ = *std::move(last_response_);
+      last_response_.reset();
+      writing_ = true;
+      StartWrite(&out_);
+      return;
+    }
     if (pending_status_) {
       grpc::Status status = *std::move(pending_status_);
       pending_status_.reset();
@@ -187,6 +285,16 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
     if (!finished_) {
       if (status.ok() && saw_finish_) {
         FinishOnce(grpc::Status::OK);
+      } else if (!status.ok() && !saw_finish_ && Resumable(status.error_code()) &&
+                 resumes_ < kMaxResumes && service_.accepting()) {
+        std::fprintf(stderr,
+                     "coordinator: request %lu: attention worker %u failed (%s: %s); resuming "
+                     "after %zu tokens\n",
+                     static_cast<unsigned long>(route_.request_id), route_.worker_id,
+                     absl::StatusCodeToString(transport::FromGrpc(status).code()).c_str(),
+                     status.error_message().c_str(), generated_.size());
+        failed_workers_.insert(route_.worker_id);
+        Resume();
       } else if (status.ok()) {
         FinishOnce(grpc::Status(grpc::StatusCode::INTERNAL,
                                 absl::StrCat("attention worker ", route_.worker_id,
@@ -209,7 +317,7 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
   void CancelWorker() {
     if (!worker_started_ || worker_done_ || worker_cancelled_) return;
     worker_cancelled_ = true;
-    worker_context_.TryCancel();
+    worker_context_->TryCancel();
     SendCancel(channel_, route_.request_id);
   }
 
@@ -235,14 +343,19 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
   Route route_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<cluster::AttentionWorker::Stub> stub_;
-  grpc::ClientContext worker_context_;
+  std::unique_ptr<grpc::ClientContext> worker_context_;  // one per worker stream
   cluster::RunRequest run_request_;
   cluster::RunResponse run_response_;
   std::unique_ptr<WorkerStream> worker_;
   generation::GenerateResponse out_;
   std::optional<grpc::Status> pending_status_;
+  std::optional<generation::GenerateResponse> last_response_;  // written after out_
   int holds_ = 0;  // outstanding pool, router and worker-stream answers
   int32_t completion_tokens_ = 0;
+  std::vector<int32_t> generated_;  // tokens the client was sent
+  int resumes_ = 0;
+  absl::flat_hash_set<uint32_t> failed_workers_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
   bool first_response_ = true;
   bool saw_finish_ = false;
   bool writing_ = false;

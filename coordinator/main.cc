@@ -29,6 +29,9 @@ ABSL_FLAG(int, attention_workers, 1, "attention workers the cluster needs to be 
 ABSL_FLAG(int, expert_workers, 1,
           "expert workers the cluster needs to be ready; the initial placement starts once "
           "this many have registered");
+ABSL_FLAG(int, expert_replicas, 1,
+          "replicas of every expert in the initial placement, on distinct expert workers; "
+          "2 or more lets a lost expert worker's tokens go to survivors at once");
 ABSL_FLAG(int64_t, heartbeat_timeout_ms, 10000,
           "a worker silent for this long is marked dead");
 ABSL_FLAG(int64_t, max_context, 4096,
@@ -70,6 +73,10 @@ int main(int argc, char** argv) {
   options.port = absl::GetFlag(FLAGS_port);
   options.attention_workers = absl::GetFlag(FLAGS_attention_workers);
   options.expert_workers = absl::GetFlag(FLAGS_expert_workers);
+  options.expert_replicas = absl::GetFlag(FLAGS_expert_replicas);
+  if (options.expert_replicas < 1 || options.expert_replicas > options.expert_workers) {
+    return yard::Fail("--expert-replicas: must be in [1, --expert-workers]");
+  }
   options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
   options.max_context = absl::GetFlag(FLAGS_max_context);
   if (absl::GetFlag(FLAGS_load_window_s) < 1) return yard::Fail("--load-window-s: must be >= 1");

@@ -65,7 +65,8 @@ void PlacementController::MaybeStartLoading() {
     capacities.push_back({worker->id, worker->info.slot_capacity()});
   }
   absl::StatusOr<cluster::Placement> plan = PlanInitialPlacement(
-      options_.moe_layers, options_.num_experts, capacities, published_.version() + 1);
+      options_.moe_layers, options_.num_experts, capacities, published_.version() + 1,
+      options_.replicas);
   if (!plan.ok()) {
     last_error_ = plan.status();
     return;
@@ -135,6 +136,7 @@ void PlacementController::OnLoaded(uint64_t version, uint32_t worker_id,
 void PlacementController::Publish(cluster::Placement placement) {
   actor_.Post("placement.publish", [this, placement = std::move(placement)]() mutable {
     if (placement.version() <= published_.version()) return;
+    FillPeers(workers_, placement);  // the live workers now, not when it was planned
     phase_ = Phase::kPublished;
     DoPublish(std::move(placement));
   });

@@ -39,6 +39,8 @@ struct PlacementOptions {
   // lowest ids.
   int expected_attention_workers = 1;
   int expected_expert_workers = 1;
+  // Slots per (layer, expert) in the initial placement, on distinct workers.
+  int replicas = 1;
 };
 
 // What Health and Admin.Status show.

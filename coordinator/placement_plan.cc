@@ -14,8 +14,9 @@ std::vector<uint32_t> MoeLayers(const model::ModelConfig& config) {
 
 absl::StatusOr<cluster::Placement> PlanInitialPlacement(
     const std::vector<uint32_t>& moe_layers, int64_t num_experts,
-    const std::vector<ExpertWorkerCapacity>& workers, uint64_t version) {
-  const int64_t needed = static_cast<int64_t>(moe_layers.size()) * num_experts;
+    const std::vector<ExpertWorkerCapacity>& workers, uint64_t version, int replicas) {
+  if (replicas < 1) return absl::InvalidArgumentError(absl::StrCat("replicas ", replicas));
+  const int64_t needed = static_cast<int64_t>(moe_layers.size()) * num_experts * replicas;
   int64_t capacity = 0;
   for (const ExpertWorkerCapacity& worker : workers) capacity += worker.slot_capacity;
   if (needed > 0 && workers.empty()) {
@@ -25,8 +26,8 @@ absl::StatusOr<cluster::Placement> PlanInitialPlacement(
   if (capacity < needed) {
     return absl::FailedPreconditionError(absl::StrCat(
         "expert slot capacity is short: ", moe_layers.size(), " MoE layers x ", num_experts,
-        " experts need ", needed, " slots, ", workers.size(), " expert workers have ",
-        capacity));
+        " experts x ", replicas, " replicas need ", needed, " slots, ", workers.size(),
+        " expert workers have ", capacity));
   }
   cluster::Placement placement;
   placement.set_version(version);
@@ -36,13 +37,26 @@ absl::StatusOr<cluster::Placement> PlanInitialPlacement(
     cluster::LayerPlacement* layer_placement = placement.add_layers();
     layer_placement->set_layer(layer);
     for (int64_t expert = 0; expert < num_experts; ++expert) {
-      // Capacity suffices, so some worker within one lap has room.
-      while (used[next] >= workers[next].slot_capacity) next = (next + 1) % workers.size();
-      cluster::Slot* slot = layer_placement->add_slots();
-      slot->set_worker_id(workers[next].worker_id);
-      slot->set_slot(static_cast<uint32_t>(used[next]++));
-      slot->set_logical_expert(static_cast<uint32_t>(expert));
-      next = (next + 1) % workers.size();
+      std::vector<bool> holds(workers.size(), false);
+      for (int r = 0; r < replicas; ++r) {
+        size_t tries = 0;
+        while (tries < workers.size() &&
+               (used[next] >= workers[next].slot_capacity || holds[next])) {
+          next = (next + 1) % workers.size();
+          ++tries;
+        }
+        if (tries == workers.size()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "layer ", layer, " expert ", expert, ": fewer than ", replicas,
+              " expert workers have a free slot for a replica"));
+        }
+        holds[next] = true;
+        cluster::Slot* slot = layer_placement->add_slots();
+        slot->set_worker_id(workers[next].worker_id);
+        slot->set_slot(static_cast<uint32_t>(used[next]++));
+        slot->set_logical_expert(static_cast<uint32_t>(expert));
+        next = (next + 1) % workers.size();
+      }
     }
   }
   return placement;

@@ -21,14 +21,16 @@ struct ExpertWorkerCapacity {
   int32_t slot_capacity = 0;
 };
 
-// One logical expert per slot for every (layer, expert), dealt round-robin over
-// `workers` in the given order, skipping workers that are full; each worker's slots
-// are numbered from 0 in the order they are dealt. `peers` is left empty (the caller
-// knows the data-plane addresses). FailedPrecondition when the workers' capacity is
-// below layers × experts; InvalidArgument when `workers` is empty but slots are needed.
+// `replicas` slots on distinct workers for every (layer, expert) (more than one, so
+// that losing a worker loses no expert), dealt round-robin over `workers` in the given
+// order, skipping workers that are full or hold the expert already; each worker's
+// slots are numbered from 0 in the order they are dealt. `peers` is left empty (the
+// caller knows the data-plane addresses). FailedPrecondition when the workers'
+// capacity is below layers × experts × replicas or fewer than `replicas` workers can
+// take an expert; InvalidArgument when `workers` is empty but slots are needed.
 absl::StatusOr<cluster::Placement> PlanInitialPlacement(
     const std::vector<uint32_t>& moe_layers, int64_t num_experts,
-    const std::vector<ExpertWorkerCapacity>& workers, uint64_t version);
+    const std::vector<ExpertWorkerCapacity>& workers, uint64_t version, int replicas = 1);
 
 // What `placement` asks of `worker_id`: its slots, for LoadSlots.
 cluster::LoadSlotsRequest LoadRequestFor(const cluster::Placement& placement,

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "coordinator/placement/eplb_planner.h"
 
 namespace yard::coordinator {
@@ -105,9 +106,122 @@ void Rebalancer::Edit(PlacementEdit edit, Progress progress, Done done) {
   StartJob(true, std::nullopt, edit, std::move(progress), std::move(done));
 }
 
+Membership::Listener Rebalancer::MakeListener(absl::AnyInvocable<void(std::string)> log) {
+  actor_.Post("rebalancer.set_repair_log",
+              [this, log = std::move(log)]() mutable { repair_log_ = std::move(log); });
+  auto post = actor_.Bind("rebalancer.on_workers",
+                          [this](WorkerSnapshot workers) { OnWorkers(std::move(workers)); });
+  return [post](const WorkerSnapshot& workers) mutable { post(workers); };
+}
+
+void Rebalancer::OnWorkers(WorkerSnapshot workers) {
+  YARD_DCHECK_ON_STRAND(actor_);
+  // Heartbeats notify too: act only when which expert workers are alive changed.
+  auto live_experts = [](const WorkerSnapshot& table) {
+    std::set<uint32_t> ids;
+    for (const WorkerRecord& w : table) {
+      if (w.alive && w.info.role() == cluster::ROLE_EXPERT) ids.insert(w.id);
+    }
+    return ids;
+  };
+  const bool changed = live_experts(workers) != live_experts(workers_);
+  workers_ = std::move(workers);
+  if (!changed) return;
+  repair_due_ = true;
+  MaybeRepair();
+}
+
+void Rebalancer::MaybeRepair() {
+  if (!repair_due_ || job_ != nullptr) return;
+  repair_due_ = false;
+  placement_.GetState(actor_.Bind("rebalancer.on_repair_state", [this](ClusterState state) {
+    OnRepairState(std::move(state));
+  }));
+}
+
+void Rebalancer::OnRepairState(ClusterState state) {
+  if (job_ != nullptr) {  // an operator's job started meanwhile: check after it
+    repair_due_ = true;
+    return;
+  }
+  if (state.placement.version() == 0) return;  // the initial placement is not ours
+  std::set<uint32_t> live;
+  for (const WorkerRecord& w : state.live_expert_workers) live.insert(w.id);
+  std::vector<uint32_t> lost, fresh;
+  const std::vector<uint32_t> placed = PlacedWorkers(state.placement);
+  for (uint32_t w : placed) {
+    if (!live.contains(w)) lost.push_back(w);
+  }
+  for (uint32_t w : live) {
+    if (!drained_.contains(w) && !joined_.contains(w) &&
+        std::find(placed.begin(), placed.end(), w) == placed.end()) {
+      fresh.push_back(w);
+    }
+  }
+  if (lost.empty() && fresh.empty()) return;
+  const Trigger trigger = lost.empty() ? Trigger::kJoin : Trigger::kRecover;
+  if (trigger == Trigger::kJoin) joined_.insert(fresh.begin(), fresh.end());
+  const std::string what =
+      trigger == Trigger::kRecover
+          ? absl::StrCat("expert worker(s) ", absl::StrJoin(lost, ", "),
+                         " lost: reloading their experts on the live workers")
+          : absl::StrCat("expert worker(s) ", absl::StrJoin(fresh, ", "),
+                         " joined: rebalancing onto them");
+  if (repair_log_) repair_log_(what);
+  const auto started = absl::Now();
+  StartJob(true, std::nullopt, std::nullopt, [](admin::RebalanceProgress) {},
+           actor_.Bind("rebalancer.repair_done",
+                       [this, what, started](absl::Status s) {
+                         if (!repair_log_) return;
+                         repair_log_(absl::StrCat(
+                             what, s.ok() ? ": done in " : ": failed after ",
+                             absl::FormatDuration(absl::Now() - started),
+                             s.ok() ? "" : absl::StrCat(": ", s.message())));
+                       }),
+           trigger);
+}
+
+absl::StatusOr<TargetPlacement> Rebalancer::RecoveredTarget(
+    const cluster::Placement& current, const std::vector<uint32_t>& workers,
+    const std::vector<ExpertWorkerCapacity>& capacities) const {
+  std::map<uint32_t, int64_t> free;
+  for (const ExpertWorkerCapacity& c : capacities) free[c.worker_id] = c.slot_capacity;
+  for (const cluster::LayerPlacement& l : current.layers()) {
+    for (const cluster::Slot& s : l.slots()) {
+      if (free.contains(s.worker_id())) --free[s.worker_id()];
+    }
+  }
+  TargetPlacement target = TargetOf(current);
+  for (size_t i = 0; i < target.layers.size(); ++i) {
+    std::vector<std::pair<uint32_t, int32_t>>& slots = target.slots[i];
+    std::erase_if(slots, [&](const auto& s) { return !free.contains(s.first); });
+    std::vector<bool> covered(options_.num_experts, false);
+    for (const auto& [w, e] : slots) {
+      if (e >= 0 && e < options_.num_experts) covered[e] = true;
+    }
+    for (int32_t e = 0; e < options_.num_experts; ++e) {
+      if (covered[e]) continue;
+      std::optional<uint32_t> best;
+      for (uint32_t w : workers) {
+        if (free[w] > 0 && (!best.has_value() || free[w] > free[*best])) best = w;
+      }
+      if (!best.has_value()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "no live expert worker has a free slot for expert ", e, " of layer ",
+            target.layers[i], ": start another expert worker (it takes them when it registers)"));
+      }
+      --free[*best];
+      slots.emplace_back(*best, e);
+    }
+  }
+  return target;
+}
+
 void Rebalancer::StartJob(bool apply, std::optional<uint32_t> drain,
-                          std::optional<PlacementEdit> edit, Progress progress, Done done) {
-  actor_.Post("rebalancer.run", [this, apply, drain, edit, progress = std::move(progress),
+                          std::optional<PlacementEdit> edit, Progress progress, Done done,
+                          Trigger trigger) {
+  actor_.Post("rebalancer.run", [this, apply, drain, edit, trigger,
+                                 progress = std::move(progress),
                                  done = std::move(done)]() mutable {
     if (job_ != nullptr) {
       done(absl::FailedPreconditionError("a rebalance is already running"));
@@ -115,6 +229,7 @@ void Rebalancer::StartJob(bool apply, std::optional<uint32_t> drain,
     }
     job_ = std::make_unique<Job>();
     job_->apply = apply;
+    job_->trigger = trigger;
     job_->drain = drain;
     job_->edit = edit;
     job_->progress = std::move(progress);
@@ -136,7 +251,8 @@ void Rebalancer::OnState(ClusterState state) {
   for (const std::vector<uint64_t>& layer : totals.tokens_per_expert) {
     for (uint64_t n : layer) routed += n;
   }
-  if (routed == 0 && !job_->drain.has_value() && !job_->edit.has_value()) {
+  if (routed == 0 && !job_->drain.has_value() && !job_->edit.has_value() &&
+      job_->trigger == Trigger::kOperator) {
     Finish(absl::FailedPreconditionError(
         "no routed tokens in the load window yet: serve some requests first"));
     return;
@@ -166,6 +282,13 @@ void Rebalancer::OnState(ClusterState state) {
     return;
   }
   const int64_t experts = options_.num_experts;
+  if (job_->trigger == Trigger::kRecover) {
+    absl::StatusOr<TargetPlacement> target = RecoveredTarget(current, workers, capacities);
+    OnPlanned(target.ok() ? PlanChangeTo(current, *target, experts, capacities)
+                          : absl::StatusOr<PlacementChange>(target.status()),
+              current, totals, /*plan_ms=*/0, "experts of lost workers reloaded");
+    return;
+  }
   if (job_->edit.has_value()) {
     absl::StatusOr<TargetPlacement> target = EditedTarget(*job_->edit, current, totals, workers);
     absl::StatusOr<PlacementChange> change =
@@ -241,6 +364,9 @@ void Rebalancer::OnPlanned(absl::StatusOr<PlacementChange> change,
     return;
   }
   job_->change = *std::move(change);
+  // Dead workers' slots are gone with them: nothing to release there.
+  std::erase_if(job_->change.releases,
+                [this](const auto& entry) { return !job_->addresses.contains(entry.first); });
   admin::RebalanceProgress& summary = job_->summary;
   FillImbalance(totals, current, job_->change.next, summary);
   summary.set_plan_ms(plan_ms);
@@ -348,22 +474,49 @@ void Rebalancer::StartLoading() {
 }
 
 void Rebalancer::OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResponse> result) {
-  if (job_ == nullptr || job_->pending == 0) return;
+  if (job_ == nullptr || job_->pending == 0 || job_->published) return;
   if (!result.ok()) {
-    job_->pending = 0;
-    Finish(absl::Status(result.status().code(),
-                        absl::StrCat("expert worker ", worker, " could not stage its slots: ",
-                                     result.status().message(), " (placement v",
-                                     job_->change.next.version() - 1, " stays in force)")));
+    if (job_->failure.ok()) {
+      job_->failure = absl::Status(
+          result.status().code(),
+          absl::StrCat("expert worker ", worker, " could not stage its slots: ",
+                       result.status().message(), " (placement v",
+                       job_->change.next.version() - 1, " stays in force)"));
+    }
+  } else {
+    job_->staged.push_back(worker);
+    ++job_->finished;
+    Report("load", job_->finished, static_cast<int>(job_->change.loads.size()));
+  }
+  if (--job_->pending > 0) return;
+  if (!job_->failure.ok()) {
+    Unstage();
     return;
   }
-  ++job_->finished;
-  Report("load", job_->finished, static_cast<int>(job_->change.loads.size()));
-  if (--job_->pending > 0) return;
   placement_.Publish(job_->change.next);
   job_->published = true;
   job_->switch_deadline = absl::Now() + options_.switch_timeout;
   PollSwitch();
+}
+
+void Rebalancer::Unstage() {
+  // Slots staged for a version never published: released before the job ends, so that
+  // the next plan (which counts them free) does not find them taken.
+  job_->pending = static_cast<int>(job_->staged.size());
+  if (job_->pending == 0) {
+    Finish(job_->failure);
+    return;
+  }
+  for (uint32_t worker : job_->staged) {
+    cluster::ReleaseSlotsRequest request;
+    for (const cluster::SlotLoad& slot : job_->change.loads[worker].slots()) {
+      request.add_slots(slot.slot());
+    }
+    loader_.ReleaseSlots(job_->addresses[worker], std::move(request),
+                         actor_.Bind("rebalancer.on_unstaged", [this](absl::Status) {
+                           if (job_ != nullptr && --job_->pending == 0) Finish(job_->failure);
+                         }));
+  }
 }
 
 void Rebalancer::PollSwitch() {
@@ -444,7 +597,14 @@ void Rebalancer::Finish(absl::Status status) {
   // A drained worker stays out of later plans once its slots have moved (from the
   // publication on, which a failure after it does not undo).
   if (job->drain.has_value() && (status.ok() || job->published)) drained_.insert(*job->drain);
+  // A worker lost or joined during any job is seen to after it; a failed repair waits
+  // for the next membership change (no retry loop while nothing can change).
+  const bool failed_repair = job->trigger != Trigger::kOperator && !status.ok();
+  if (failed_repair && job->trigger == Trigger::kJoin) joined_.clear();
   job->done(std::move(status));
+  // (A change seen during the job has set repair_due_ already: kept.)
+  if (!failed_repair) repair_due_ = true;
+  MaybeRepair();
 }
 
 }  // namespace yard::coordinator

@@ -7,11 +7,20 @@
 //   installs v+1 at a step boundary and acknowledges) ─▶ release (slots v+1 no longer
 //   names) ─▶ done
 //
+// It also keeps every expert served when expert workers come and go (DESIGN.md
+// "Failure model"): when a worker that the placement in force names dies, a recovery
+// job drops its slots and reloads each expert left without a replica into a free slot
+// of a live worker (the one with the most free slots), then publishes; attention
+// workers waiting on those experts send to the new slots at once. When a new expert
+// worker registers (a restarted one gets a new id) and the placement names none of its
+// slots, a rebalance (uniform load if none was reported) gives it a share. Both run
+// like any job, one at a time; one found busy runs after the job in progress.
+//
 // An attention worker installs a version only between steps, after every combine of
 // the step before has arrived, so once all have acknowledged v+1 no dispatch can still
 // name an old slot, and releasing it is safe. A failure before publishing leaves v in
-// force (staged slots stay loaded and unused until the next rebalance names or
-// releases them); a switch that times out is reported and nothing is released.
+// force (the slots other workers staged are released again before the job ends); a
+// switch that times out is reported and nothing is released.
 //
 // Thread rule: Run may be called from any thread; its callbacks run on the strand.
 // Ownership: the controller, load window and loader are borrowed and must outlive it.
@@ -32,6 +41,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "coordinator/expert_load_window.h"
 #include "coordinator/expert_loader.h"
+#include "coordinator/membership.h"
 #include "coordinator/placement_change.h"
 #include "coordinator/placement_controller.h"
 #include "proto/admin.pb.h"
@@ -96,9 +106,19 @@ class Rebalancer {
   // exist; FailedPrecondition for evicting an expert's last replica).
   void Edit(PlacementEdit edit, Progress progress, Done done);
 
+  // The membership table changed: starts a recovery or join job when one is due (see
+  // above); `log` gets one line per job started and ended.
+  void OnWorkers(WorkerSnapshot workers);
+  // A Membership::Listener that posts OnWorkers here.
+  Membership::Listener MakeListener(absl::AnyInvocable<void(std::string)> log);
+
  private:
+  // Why a job runs beyond what the operator asked.
+  enum class Trigger { kOperator, kRecover, kJoin };
+
   struct Job {
     bool apply = false;
+    Trigger trigger = Trigger::kOperator;
     std::optional<uint32_t> drain;  // the expert worker being drained
     std::optional<PlacementEdit> edit;
     Progress progress;
@@ -109,13 +129,25 @@ class Rebalancer {
     int pending = 0;
     int finished = 0;
     bool published = false;
+    std::vector<uint32_t> staged;  // expert workers whose slots loaded
+    absl::Status failure;          // the first load that failed
     absl::Time switch_deadline;
   };
 
   void ArmAuto();
   void AutoCheck(ClusterState state);
   void StartJob(bool apply, std::optional<uint32_t> drain, std::optional<PlacementEdit> edit,
-                Progress progress, Done done);
+                Progress progress, Done done, Trigger trigger = Trigger::kOperator);
+  // On the strand: starts the recovery or join job the membership calls for, if any and
+  // no job is running.
+  void MaybeRepair();
+  void OnRepairState(ClusterState state);
+  // `current` without slots on workers outside `capacities` (the live ones), with every
+  // expert left without a slot reloaded on the worker of `workers` with the most free
+  // slots. FailedPrecondition when none has one.
+  absl::StatusOr<TargetPlacement> RecoveredTarget(
+      const cluster::Placement& current, const std::vector<uint32_t>& workers,
+      const std::vector<ExpertWorkerCapacity>& capacities) const;
   // The target of an edit of `current`, or why it cannot be made.
   absl::StatusOr<TargetPlacement> EditedTarget(const PlacementEdit& edit,
                                                const cluster::Placement& current,
@@ -128,6 +160,8 @@ class Rebalancer {
                  const ExpertLoadTotals& totals, double plan_ms, std::string what);
   void StartLoading();
   void OnLoaded(uint32_t worker, absl::StatusOr<cluster::LoadSlotsResponse> result);
+  // After a failed load: releases what the other workers staged, then finishes.
+  void Unstage();
   void PollSwitch();
   void OnSwitchState(ClusterState state);
   void StartReleasing();
@@ -142,6 +176,10 @@ class Rebalancer {
   // On the strand:
   std::unique_ptr<Job> job_;
   std::set<uint32_t> drained_;  // expert workers no plan may use
+  WorkerSnapshot workers_;      // the latest membership table
+  std::set<uint32_t> joined_;   // expert workers a join job ran for
+  bool repair_due_ = false;     // the membership changed since the last repair check
+  absl::AnyInvocable<void(std::string)> repair_log_;
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::unique_ptr<boost::asio::steady_timer> auto_timer_;
   absl::AnyInvocable<void(std::string)> auto_log_;

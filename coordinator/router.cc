@@ -28,23 +28,27 @@ void Router::DrainWorker(uint32_t worker_id, absl::AnyInvocable<void()> idle) {
   });
 }
 
-void Router::Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done) {
-  actor_.Post("router.pick", [this, cost_tokens, done = std::move(done)]() mutable {
+void Router::Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done,
+                  absl::flat_hash_set<uint32_t> avoid) {
+  actor_.Post("router.pick", [this, cost_tokens, done = std::move(done),
+                              avoid = std::move(avoid)]() mutable {
     if (draining_) {
       done(absl::UnavailableError("the coordinator is shutting down"));
       return;
     }
     const WorkerRecord* best = nullptr;
-    int64_t best_load = std::numeric_limits<int64_t>::max();
-    for (const WorkerRecord& worker : workers_) {  // ascending id: ties keep the lowest
+    // Rank: (avoided, load); ascending id keeps the lowest on ties.
+    std::pair<bool, int64_t> best_rank{true, std::numeric_limits<int64_t>::max()};
+    for (const WorkerRecord& worker : workers_) {
       if (!worker.alive || worker.info.role() != cluster::ROLE_ATTENTION) continue;
       if (drained_workers_.contains(worker.id)) continue;
       auto routed = routed_cost_.find(worker.id);
-      const int64_t load =
-          worker.queued_tokens + (routed == routed_cost_.end() ? 0 : routed->second);
-      if (load < best_load) {
+      const std::pair<bool, int64_t> rank{
+          avoid.contains(worker.id),
+          worker.queued_tokens + (routed == routed_cost_.end() ? 0 : routed->second)};
+      if (best == nullptr || rank < best_rank) {
         best = &worker;
-        best_load = load;
+        best_rank = rank;
       }
     }
     if (best == nullptr) {

@@ -52,8 +52,11 @@ class Router {
   // A Membership::Listener that posts OnWorkers here.
   Membership::Listener MakeListener();
 
-  // UNAVAILABLE when no attention worker is alive or the router is draining.
-  void Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done);
+  // UNAVAILABLE when no attention worker is alive or the router is draining. Workers in
+  // `avoid` (those a resumed request just failed on) are taken only when no other is
+  // alive.
+  void Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done,
+            absl::flat_hash_set<uint32_t> avoid = {});
   // The request ended (in any way); idempotent.
   void Finish(uint64_t request_id);
 

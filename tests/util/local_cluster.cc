@@ -121,21 +121,15 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     absl::StrAppend(&undefok, undefok.empty() ? "" : ",", name);
   }
   if (!undefok.empty()) worker_flags.push_back("--undefok=" + undefok);
+  cluster->worker_flags_ = std::move(worker_flags);
+  cluster->tokenizer_ = tokenizer;
 
   for (int i = 0; i < options.expert_workers; ++i) {
-    std::vector<std::string> argv = {options.bin_dir + "/expert_worker/expert_worker",
-                                     "--coordinator", cluster->address_, "--model",
-                                     options.model_dir};
-    argv.insert(argv.end(), worker_flags.begin(), worker_flags.end());
-    s = cluster->Spawn(absl::StrCat("expert_worker_", i), argv);
+    s = cluster->AddWorker(/*expert=*/true);
     if (!s.ok()) return fail(std::string(s.message()));
   }
   for (int i = 0; i < options.attention_workers; ++i) {
-    std::vector<std::string> argv = {options.bin_dir + "/attention_worker/attention_worker",
-                                     "--coordinator", cluster->address_, "--model",
-                                     options.model_dir, "--tokenizer", tokenizer};
-    argv.insert(argv.end(), worker_flags.begin(), worker_flags.end());
-    s = cluster->Spawn(absl::StrCat("attention_worker_", i), argv);
+    s = cluster->AddWorker(/*expert=*/false);
     if (!s.ok()) return fail(std::string(s.message()));
   }
 
@@ -155,6 +149,20 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   return cluster;
 }
 
+absl::Status LocalCluster::AddWorker(bool expert) {
+  const int index = workers_started_[expert]++;
+  std::vector<std::string> argv;
+  if (expert) {
+    argv = {options_.bin_dir + "/expert_worker/expert_worker", "--coordinator", address_,
+            "--model", options_.model_dir};
+  } else {
+    argv = {options_.bin_dir + "/attention_worker/attention_worker", "--coordinator", address_,
+            "--model", options_.model_dir, "--tokenizer", tokenizer_};
+  }
+  argv.insert(argv.end(), worker_flags_.begin(), worker_flags_.end());
+  return Spawn(absl::StrCat(expert ? "expert_worker_" : "attention_worker_", index), argv);
+}
+
 std::string LocalCluster::LogTails() const {
   std::string out;
   for (const Child& child : children_) {
@@ -168,6 +176,10 @@ void LocalCluster::StopAll() {
   // The coordinator first: it drains its streams; then the workers.
   for (Child& child : children_) {
     if (child.pid <= 0) continue;
+    if (Exited(child.pid)) {  // killed by the test
+      child.pid = -1;
+      continue;
+    }
     kill(child.pid, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!Exited(child.pid)) {

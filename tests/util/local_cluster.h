@@ -52,6 +52,10 @@ class LocalCluster {
   // The last lines of every process's log, for failure messages.
   std::string LogTails() const;
 
+  // Starts one more worker of that kind (`expert` or `attention`) with the cluster's
+  // flags, as an operator restarting a lost one would; it registers on its own.
+  absl::Status AddWorker(bool expert);
+
  private:
   struct Child {
     std::string name;
@@ -64,6 +68,9 @@ class LocalCluster {
   LocalClusterOptions options_;
   std::vector<Child> children_;  // coordinator first
   std::string address_;
+  std::string tokenizer_;
+  std::vector<std::string> worker_flags_;  // the options' plus --undefok
+  int workers_started_[2] = {0, 0};        // attention, expert
 };
 
 }  // namespace yard::testing

@@ -4,9 +4,11 @@
 #include "attention_worker/remote_expert_backend.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -32,7 +34,8 @@ constexpr int64_t kHidden = 4;
 constexpr int64_t kLayer = 1;  // the MoE layer; layer 0 is dense
 constexpr int64_t kExperts = 3;
 
-// Records sends; their completions run only when the test calls them.
+// Records sends; their completions run only when the test calls them. A test whose
+// Finish runs on another thread reads the sends through WaitSent.
 class FakeDataPlane : public transport::DataPlaneInterface {
  public:
   struct Sent {
@@ -47,12 +50,32 @@ class FakeDataPlane : public transport::DataPlaneInterface {
     return id == kSelf ? absl::OkStatus() : absl::FailedPreconditionError("fixed id");
   }
   absl::Status Connect(PeerId, const std::string&) override { return absl::OkStatus(); }
-  void Disconnect(PeerId) override {}
+  void Disconnect(PeerId peer) override {
+    std::lock_guard<std::mutex> lock(mu);
+    disconnected.push_back(peer);
+  }
   void Send(PeerId peer, transport::Payload message, transport::SendDone done) override {
+    std::lock_guard<std::mutex> lock(mu);
     sent.push_back(Sent{peer, std::move(message), std::move(done)});
+    changed.notify_all();
   }
 
+  // Waits (up to 5 s) until `n` sends were made; a copy of send i - 1.
+  Sent WaitSent(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    changed.wait_for(lock, std::chrono::seconds(5), [&] { return sent.size() >= n; });
+    EXPECT_GE(sent.size(), n);
+    return sent.size() >= n ? sent[n - 1] : Sent{};
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return sent.size();
+  }
+
+  std::mutex mu;
+  std::condition_variable changed;
   std::vector<Sent> sent;
+  std::vector<PeerId> disconnected;
 };
 
 // Layer 1: expert 0 on A slot 0 and B slot 0 (two replicas), expert 1 on A slot 1,
@@ -78,14 +101,19 @@ std::shared_ptr<const ExpertRouting> Routing(uint64_t version = 5) {
 }
 
 RemoteExpertOptions Options(WireDType dtype = WireDType::kFP32,
-                            std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+                            std::chrono::milliseconds timeout = std::chrono::milliseconds(5000),
+                            std::chrono::milliseconds resend_after = std::chrono::seconds(60)) {
   RemoteExpertOptions o;
   o.hidden = kHidden;
   o.num_experts = kExperts;
   o.dispatch_dtype = dtype;
   o.timeout = timeout;
+  o.resend_after = resend_after;
   return o;
 }
+
+// Waits this long for rows whose expert has no live replica left.
+constexpr std::chrono::milliseconds kShort(300);
 
 // A request and the buffers it points into.
 struct Request {
@@ -213,6 +241,7 @@ TEST(RemoteExpertBackendTest, DispatchesSpreadReplicasRoundRobinAndCarryTheRows)
 
   const Dispatch a = DecodeDispatch(plane.sent[0]);
   const Dispatch b = DecodeDispatch(plane.sent[1]);
+  EXPECT_NE(a.header.step_id, b.header.step_id);  // each dispatch's combine names it
   EXPECT_EQ(a.routes, (std::vector<TokenRoute>{{0, 0}, {1, 1}, {0, 4}, {1, 5}}));
   EXPECT_EQ(b.routes, (std::vector<TokenRoute>{{0, 2}, {1, 3}}));
   for (const Dispatch* d : {&a, &b}) {
@@ -222,7 +251,6 @@ TEST(RemoteExpertBackendTest, DispatchesSpreadReplicasRoundRobinAndCarryTheRows)
     EXPECT_EQ(d->header.hidden, static_cast<uint32_t>(kHidden));
     EXPECT_EQ(d->header.sender, kSelf);
     EXPECT_EQ(d->header.placement_version, 5u);
-    EXPECT_EQ(d->header.step_id, a.header.step_id);
     ASSERT_EQ(d->values.size(), d->routes.size() * kHidden);
     for (size_t i = 0; i < d->routes.size(); ++i) {
       const int64_t token = d->routes[i].token_index / 2;  // top_k = 2
@@ -360,9 +388,11 @@ TEST(RemoteExpertBackendTest, MissingCombineIsDeadlineExceeded) {
   ExpectOutputs(out, 6);
 }
 
-TEST(RemoteExpertBackendTest, FailedSendIsUnavailable) {
+// B's send fails: its row of expert 0 goes to the other replica (A); its row of
+// expert 2, which only B holds, waits for a placement that never comes.
+TEST(RemoteExpertBackendTest, FailedSendResendsWhatItCanAndFailsUnavailableAtTheDeadline) {
   FakeDataPlane plane;
-  RemoteExpertBackend backend(plane, Options());  // 5 s: the failure must not wait for it
+  RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
   backend.SetRouting(Routing());
   Request r = ThreeTokens();
   ASSERT_TRUE(backend.Start(r.request).ok());
@@ -371,20 +401,31 @@ TEST(RemoteExpertBackendTest, FailedSendIsUnavailable) {
   backend.OnCombine(kWorkerA, CombineFor(DecodeDispatch(plane.sent[0])));
   plane.sent[1].done(absl::UnavailableError("worker 11 unreachable"));
   std::vector<float> out(6 * kHidden);
-  EXPECT_EQ(backend.Finish(0, out.data()).code(), absl::StatusCode::kUnavailable);
+  const absl::Status s = backend.Finish(0, out.data());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(std::string(s.message()).find("no live replica"), std::string::npos) << s;
+  ASSERT_EQ(plane.sent.size(), 3u);
+  EXPECT_EQ(plane.sent[2].to, kWorkerA);
+  EXPECT_EQ(DecodeDispatch(plane.sent[2]).routes, (std::vector<TokenRoute>{{0, 2}}));
+  EXPECT_EQ(backend.stats().resent_rows, 1u);
 
-  // A send of an earlier step failing late does not fail the current one.
-  FakeDataPlane::Sent old = plane.sent[1];
+  // Once B is connected again it is routed to, and a send of the earlier step failing
+  // late does not fail the current one.
+  backend.OnPeerConnected(kWorkerB);
+  FakeDataPlane::Sent old = plane.sent[2];
   plane.sent.clear();
   ASSERT_TRUE(backend.Start(r.request).ok());
-  old.done(absl::UnavailableError("late"));
+  ASSERT_EQ(plane.sent.size(), 2u);
   AnswerAll(backend, plane);
-  EXPECT_TRUE(backend.Finish(0, out.data()).ok());
+  old.done(absl::UnavailableError("late"));
+  const absl::Status again = backend.Finish(0, out.data());
+  EXPECT_TRUE(again.ok()) << again;
+  ExpectOutputs(out, 6);
 }
 
-TEST(RemoteExpertBackendTest, PeerErrorOfAnAwaitedWorkerIsUnavailable) {
+TEST(RemoteExpertBackendTest, PeerErrorOfAWorkerWithoutReplicasFailsAtTheDeadline) {
   FakeDataPlane plane;
-  RemoteExpertBackend backend(plane, Options());
+  RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
   backend.SetRouting(Routing());
   Request r = ThreeTokens();
   ASSERT_TRUE(backend.Start(r.request).ok());
@@ -396,6 +437,77 @@ TEST(RemoteExpertBackendTest, PeerErrorOfAnAwaitedWorkerIsUnavailable) {
   const absl::Status s = backend.Finish(0, out.data());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_NE(std::string(s.message()).find("connection reset"), std::string::npos) << s;
+}
+
+// The failure model: a lost worker's rows go to surviving replicas at once; rows of
+// an expert it alone held wait for the next placement (the coordinator reloaded the
+// expert elsewhere) and go where it says. The step completes with every row right.
+TEST(RemoteExpertBackendTest, LostWorkersRowsGoToSurvivorsAndToTheNextPlacement) {
+  FakeDataPlane plane;
+  RemoteExpertBackend backend(plane, Options());
+  backend.SetRouting(Routing());
+  Request r = ThreeTokens();
+  ASSERT_TRUE(backend.Start(r.request).ok());
+  ASSERT_EQ(plane.sent.size(), 2u);  // A: rows 0 1 4 5; B: rows 2 3
+  const Dispatch a = DecodeDispatch(plane.sent[0]);
+  std::vector<float> out(6 * kHidden, -1.0f);
+  absl::Status finished;
+  std::thread engine([&] { finished = backend.Finish(0, out.data()); });
+  backend.OnPeerError(kWorkerB, absl::UnavailableError("killed"));
+  // Row 2 (expert 0) goes to A's replica at once; row 3 (expert 2) has none left.
+  const Dispatch resent = DecodeDispatch(plane.WaitSent(3));
+  EXPECT_EQ(plane.sent[2].to, kWorkerA);
+  EXPECT_EQ(resent.routes, (std::vector<TokenRoute>{{0, 2}}));
+  // v6 moves expert 2 to A's slot 2.
+  cluster::Placement p;
+  p.set_version(6);
+  cluster::LayerPlacement* layer = p.add_layers();
+  layer->set_layer(kLayer);
+  for (auto [slot, expert] : {std::pair{0, 0}, std::pair{1, 1}, std::pair{2, 2}}) {
+    cluster::Slot* s = layer->add_slots();
+    s->set_worker_id(kWorkerA);
+    s->set_slot(slot);
+    s->set_logical_expert(expert);
+  }
+  absl::StatusOr<ExpertRouting> v6 = ExpertRouting::FromPlacement(p, {false, true}, kExperts);
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  backend.OfferRouting(std::make_shared<const ExpertRouting>(*std::move(v6)));
+  const Dispatch moved = DecodeDispatch(plane.WaitSent(4));
+  EXPECT_EQ(plane.sent[3].to, kWorkerA);
+  EXPECT_EQ(moved.routes, (std::vector<TokenRoute>{{2, 3}}));
+  EXPECT_EQ(moved.header.placement_version, 6u);
+  backend.OnCombine(kWorkerA, CombineFor(moved));
+  backend.OnCombine(kWorkerA, CombineFor(resent));
+  backend.OnCombine(kWorkerA, CombineFor(a));
+  engine.join();
+  ASSERT_TRUE(finished.ok()) << finished;
+  ExpectOutputs(out, 6);
+  EXPECT_EQ(backend.stats().resent_rows, 2u);
+}
+
+// A worker that does not answer within resend_after: its rows are also sent to
+// another replica; the first answer serves the row and the late one is dropped.
+TEST(RemoteExpertBackendTest, SilentWorkersRowsAreSentToAnotherReplica) {
+  FakeDataPlane plane;
+  RemoteExpertBackend backend(
+      plane, Options(WireDType::kFP32, std::chrono::seconds(5), std::chrono::milliseconds(50)));
+  backend.SetRouting(Routing());
+  Request one(1, 1, {0});
+  ASSERT_TRUE(backend.Start(one.request).ok());
+  ASSERT_EQ(plane.sent.size(), 1u);
+  EXPECT_EQ(plane.sent[0].to, kWorkerA);
+  const Dispatch slow = DecodeDispatch(plane.sent[0]);
+  std::vector<float> out(kHidden);
+  absl::Status finished;
+  std::thread engine([&] { finished = backend.Finish(0, out.data()); });
+  const Dispatch again = DecodeDispatch(plane.WaitSent(2));
+  EXPECT_EQ(plane.sent[1].to, kWorkerB);
+  backend.OnCombine(kWorkerB, CombineFor(again));
+  engine.join();
+  ASSERT_TRUE(finished.ok()) << finished;
+  ExpectOutputs(out, 1);
+  backend.OnCombine(kWorkerA, CombineFor(slow, /*step_mark=*/0.5f));
+  EXPECT_EQ(backend.stats().stale_combines, 1u);
 }
 
 TEST(RemoteExpertBackendTest, PeerErrorsOfOtherWorkersDoNotFailTheStep) {
@@ -525,7 +637,7 @@ TEST(RemoteExpertBackendTest, MicroBatchOutOfRangeIsInvalidArgument) {
 
 TEST(RemoteExpertBackendTest, PeerErrorFailsEveryMicroBatchAwaitingThatWorker) {
   FakeDataPlane plane;
-  RemoteExpertBackend backend(plane, Options());
+  RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
   backend.SetRouting(Routing());
   Request first = ThreeTokens();  // A and B
   Request second(1, 1, {2});      // B only
@@ -573,20 +685,25 @@ TEST(RemoteExpertBackendTest, MalformedCombineIsDataLoss) {
   };
   for (const Case& c : cases) {
     FakeDataPlane plane;
-    RemoteExpertBackend backend(plane, Options(WireDType::kFP32, std::chrono::milliseconds(2000)));
+    RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
     backend.SetRouting(Routing());
     Request r = ThreeTokens();
     ASSERT_TRUE(backend.Start(r.request).ok());
     backend.OnCombine(kWorkerA, c.make(DecodeDispatch(plane.sent[0])));
     std::vector<float> out(6 * kHidden);
-    const absl::Status s = backend.Finish(0, out.data());  // fails without waiting for B
+    // A is not trusted again: disconnected, its expert-0 rows re-sent to B, and its
+    // expert-1 rows (no other replica) fail the step.
+    const absl::Status s = backend.Finish(0, out.data());
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << c.what << ": " << s;
+    EXPECT_EQ(plane.disconnected, std::vector<PeerId>{kWorkerA}) << c.what;
+    ASSERT_EQ(plane.sent.size(), 3u) << c.what;
+    EXPECT_EQ(plane.sent[2].to, kWorkerB) << c.what;
   }
 }
 
 TEST(RemoteExpertBackendTest, CombineAnsweringARowBeyondTheRequestIsDataLoss) {
   FakeDataPlane plane;
-  RemoteExpertBackend backend(plane, Options());
+  RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
   backend.SetRouting(Routing());
   Request r = ThreeTokens();
   ASSERT_TRUE(backend.Start(r.request).ok());
@@ -601,7 +718,7 @@ TEST(RemoteExpertBackendTest, CombineAnsweringARowBeyondTheRequestIsDataLoss) {
 
 TEST(RemoteExpertBackendTest, CombineAnsweringARowTwiceIsDataLoss) {
   FakeDataPlane plane;
-  RemoteExpertBackend backend(plane, Options());
+  RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
   backend.SetRouting(Routing());
   Request r = ThreeTokens();
   ASSERT_TRUE(backend.Start(r.request).ok());
@@ -616,7 +733,7 @@ TEST(RemoteExpertBackendTest, CombineAnsweringARowTwiceIsDataLoss) {
 
 TEST(RemoteExpertBackendTest, RowAnsweredByTwoWorkersIsDataLoss) {
   FakeDataPlane plane;
-  RemoteExpertBackend backend(plane, Options());
+  RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
   backend.SetRouting(Routing());
   Request r = ThreeTokens();
   ASSERT_TRUE(backend.Start(r.request).ok());
@@ -631,7 +748,7 @@ TEST(RemoteExpertBackendTest, RowAnsweredByTwoWorkersIsDataLoss) {
 
 TEST(RemoteExpertBackendTest, CombineMissingARowIsDataLoss) {
   FakeDataPlane plane;
-  RemoteExpertBackend backend(plane, Options());
+  RemoteExpertBackend backend(plane, Options(WireDType::kFP32, kShort));
   backend.SetRouting(Routing());
   Request r = ThreeTokens();
   ASSERT_TRUE(backend.Start(r.request).ok());

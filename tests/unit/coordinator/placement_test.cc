@@ -370,16 +370,26 @@ TEST_F(RebalancerTest, ReleasesOnlyAfterTheAcknowledgement) {
   EXPECT_EQ(phases, (std::vector<std::string>{"plan", "load", "switch", "release", "done"}));
 }
 
-TEST_F(RebalancerTest, AFailedLoadLeavesThePlacementInForce) {
+// The job waits for every worker's load, then releases what the others staged (the
+// next plan counts those slots free) and ends with the failure.
+TEST_F(RebalancerTest, AFailedLoadLeavesThePlacementInForceAndUnstagesTheRest) {
   ReportSkewedLoad();
   Outcome out;
   Start(/*apply=*/true, out);
-  ASSERT_FALSE(loader_.calls.empty());
+  ASSERT_GE(loader_.calls.size(), 2u);
   loader_.calls[0].done(absl::UnavailableError("worker down"));
   Step();
+  EXPECT_FALSE(out.status.has_value()) << "ended before the other loads answered";
+  for (size_t i = 1; i < loader_.calls.size(); ++i) loader_.Succeed(i);
+  RunUntil([&] { return out.status.has_value(); });
   ASSERT_TRUE(out.status.has_value());
   EXPECT_EQ(out.status->code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(State().placement.version(), 1u);
+  ASSERT_EQ(loader_.releases.size(), loader_.calls.size() - 1);
+  for (size_t i = 1; i < loader_.calls.size(); ++i) {
+    EXPECT_EQ(loader_.releases[i - 1].first, loader_.calls[i].address);
+    EXPECT_EQ(loader_.releases[i - 1].second.slots_size(), loader_.calls[i].request.slots_size());
+  }
 }
 
 TEST_F(RebalancerTest, ASwitchNotAcknowledgedInTimeIsDeadlineExceededAndReleasesNothing) {
