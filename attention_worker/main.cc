@@ -26,6 +26,7 @@
 #include "engine/local_engine.h"
 #include "model/tokenizer/tokenizer.h"
 #include "transport/grpc/cluster_client.h"
+#include "transport/grpc/cluster_security_flags.h"
 #include "transport/ucx/ucx_data_plane.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "The coordinator's host:port.");
@@ -141,7 +142,9 @@ int Run() {
     }
   });
 
-  AttentionWorkerService service(*runner);
+  absl::StatusOr<transport::ChannelSecurity> security = transport::ClusterSecurityFromFlags();
+  if (!security.ok()) return Fail(security.status().message());
+  AttentionWorkerService service(*runner, security->token);
   int port = 0;
   grpc::ServerBuilder builder;
   const std::string host = absl::GetFlag(FLAGS_host);
@@ -153,7 +156,8 @@ int Run() {
 
   std::set<uint32_t> connected;  // watch thread only
   std::atomic<uint64_t> acked_version{0};
-  auto coordinator = std::make_unique<transport::ClusterClient>(absl::GetFlag(FLAGS_coordinator));
+  auto coordinator = std::make_unique<transport::ClusterClient>(absl::GetFlag(FLAGS_coordinator),
+                                                                 *security);
   // Its threads' callbacks use it through this pointer (valid until they are joined).
   transport::ClusterClient* const client = coordinator.get();
   cluster::RegisterRequest registration;
@@ -175,6 +179,7 @@ int Run() {
   std::fflush(stdout);
 
   coordinator->StartPlacementWatch(id, [&](const cluster::Placement& placement) {
+    plane.SetAllowedPeers(transport::PeerIds(placement));
     for (const cluster::Peer& peer : placement.peers()) {
       if (peer.worker_id() == id || connected.count(peer.worker_id())) continue;
       const absl::Status s = plane.Connect(peer.worker_id(), peer.data_plane_address());

@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 
+#include "transport/grpc/auth.h"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::coordinator {
@@ -96,6 +97,10 @@ grpc::ServerUnaryReactor* ClusterService::Register(grpc::CallbackServerContext* 
                                                    const cluster::RegisterRequest* request,
                                                    cluster::RegisterResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   membership_.Register(*request,
                        [reactor, response](absl::StatusOr<cluster::RegisterResponse> result) {
                          if (result.ok()) *response = *std::move(result);
@@ -108,6 +113,10 @@ grpc::ServerUnaryReactor* ClusterService::Heartbeat(grpc::CallbackServerContext*
                                                     const cluster::HeartbeatRequest* request,
                                                     cluster::HeartbeatResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   membership_.Heartbeat(*request, [reactor, response](cluster::HeartbeatResponse result) {
     *response = std::move(result);
     reactor->Finish(grpc::Status::OK);
@@ -115,8 +124,15 @@ grpc::ServerUnaryReactor* ClusterService::Heartbeat(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::Status ClusterService::Authenticate(const grpc::CallbackServerContext& context) const {
+  return transport::CheckBearer(context, accepted_, "cluster token");
+}
+
 grpc::ServerWriteReactor<cluster::Placement>* ClusterService::WatchPlacement(
-    grpc::CallbackServerContext*, const cluster::WatchPlacementRequest*) {
+    grpc::CallbackServerContext* context, const cluster::WatchPlacementRequest*) {
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    return new transport::RefusedStream<cluster::Placement>(auth);
+  }
   auto* stream = new PlacementStream(executor_);
   placement_.Watch(stream->sink());
   return stream;
@@ -126,6 +142,10 @@ grpc::ServerUnaryReactor* ClusterService::AckPlacement(grpc::CallbackServerConte
                                                        const cluster::AckPlacementRequest* request,
                                                        cluster::AckPlacementResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   placement_.OnAck(request->worker_id(), request->version());
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -135,6 +155,10 @@ grpc::ServerUnaryReactor* ClusterService::ReportLoad(grpc::CallbackServerContext
                                                      const cluster::LoadReport* request,
                                                      cluster::LoadReportResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = Authenticate(*context); !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   reactor->Finish(transport::ToGrpc(load_.Add(*request)));
   return reactor;
 }

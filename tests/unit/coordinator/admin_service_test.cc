@@ -38,11 +38,18 @@ TEST(AdminServiceTest, EveryCallNeedsTheToken) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST(AdminServiceTest, WithoutAConfiguredTokenAdminIsDisabled) {
-  TestCoordinator cluster(Options(), /*admin_disabled=*/true);
-  EXPECT_EQ(CallStatus(cluster, "Bearer ").error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(CallStatus(cluster, "Bearer test-admin-token").error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+TEST(AdminServiceTest, OnlyAnExplicitInsecureModeLeavesAdminOpen) {
+  actor::EventLoop loop(1);
+  RealClock clock;
+  CoordinatorOptions options = Options();
+  options.model_dir = testing::TinyModelDir("model");
+  auto refused = Coordinator::Create(options, clock, loop.executor());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("--cluster-token-file"), std::string::npos);
+
+  TestCoordinator cluster(Options(), /*insecure=*/true);
+  EXPECT_TRUE(CallStatus(cluster, nullptr).ok());
 }
 
 TEST(AdminServiceTest, ExpertsSumsTheReportedLoadAndRejectsBadInput) {
