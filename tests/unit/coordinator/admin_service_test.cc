@@ -60,7 +60,7 @@ TEST(AdminServiceTest, ExpertsSumsTheReportedLoadAndRejectsBadInput) {
   const int64_t experts = config.n_routed_experts;
 
   cluster::LoadReport report;
-  report.set_worker_id(1);
+  report.set_worker_id(cluster.Register(cluster::ROLE_ATTENTION, "127.0.0.1:1"));
   report.set_window_ms(500);
   cluster::LayerLoad* layer = report.add_layers();
   layer->set_layer(moe[0]);

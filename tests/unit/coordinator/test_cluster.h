@@ -94,6 +94,7 @@ class TestCoordinator {
     cluster::RegisterRequest request;
     request.mutable_info()->set_role(role);
     request.mutable_info()->set_grpc_address(grpc_address);
+    request.mutable_info()->set_data_plane_address("test-data-plane-address");
     request.mutable_info()->set_host("test-host");
     request.mutable_info()->set_pid(1234);
     cluster::RegisterResponse response;
