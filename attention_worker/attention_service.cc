@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "transport/grpc/auth.h"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::attention_worker {
@@ -79,6 +80,10 @@ cluster::RunResponse ToRunResponse(const engine::StreamEvent& event) {
 grpc::Status AttentionWorkerService::Run(grpc::ServerContext* context,
                                          const cluster::RunRequest* run,
                                          grpc::ServerWriter<cluster::RunResponse>* writer) {
+  if (grpc::Status auth = transport::CheckBearer(*context, accepted_, "cluster token");
+      !auth.ok()) {
+    return auth;
+  }
   absl::StatusOr<engine::Request> request = ToEngineRequest(*run);
   if (!request.ok()) return transport::ToGrpc(request.status());
   const std::string id = request->id;
@@ -124,9 +129,13 @@ grpc::Status AttentionWorkerService::Run(grpc::ServerContext* context,
   }
 }
 
-grpc::Status AttentionWorkerService::Cancel(grpc::ServerContext*,
+grpc::Status AttentionWorkerService::Cancel(grpc::ServerContext* context,
                                             const cluster::CancelRequest* request,
                                             cluster::CancelResponse*) {
+  if (grpc::Status auth = transport::CheckBearer(*context, accepted_, "cluster token");
+      !auth.ok()) {
+    return auth;
+  }
   const std::string id = absl::StrCat(request->request_id());
   runner_.Post([id](engine::Engine& engine) { engine.Cancel(id).IgnoreError(); });
   return grpc::Status::OK;

@@ -6,6 +6,9 @@
 #define SWITCHYARD_ATTENTION_WORKER_ATTENTION_SERVICE_H_
 
 #include "attention_worker/engine_runner.h"
+#include <string>
+#include <vector>
+
 #include "engine/request.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -20,10 +23,15 @@ absl::StatusOr<engine::Request> ToEngineRequest(const cluster::RunRequest& run);
 // One streamed engine event as a RunResponse.
 cluster::RunResponse ToRunResponse(const engine::StreamEvent& event);
 
+// Every call must present `cluster_token` (transport::CheckBearer; empty: no check).
+//
 // Thread-safe (gRPC calls it on its threads). Borrows the runner, which must outlive it.
 class AttentionWorkerService final : public cluster::AttentionWorker::Service {
  public:
-  explicit AttentionWorkerService(EngineRunner& runner) : runner_(runner) {}
+  AttentionWorkerService(EngineRunner& runner, const std::string& cluster_token)
+      : runner_(runner) {
+    if (!cluster_token.empty()) accepted_.push_back(cluster_token);
+  }
 
   grpc::Status Run(grpc::ServerContext* context, const cluster::RunRequest* request,
                    grpc::ServerWriter<cluster::RunResponse>* writer) override;
@@ -32,6 +40,7 @@ class AttentionWorkerService final : public cluster::AttentionWorker::Service {
 
  private:
   EngineRunner& runner_;
+  std::vector<std::string> accepted_;
 };
 
 }  // namespace yard::attention_worker

@@ -26,6 +26,7 @@
 #include "engine/local_engine.h"
 #include "model/tokenizer/tokenizer.h"
 #include "transport/grpc/cluster_client.h"
+#include "transport/grpc/cluster_security_flags.h"
 #include "transport/ucx/ucx_data_plane.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "The coordinator's host:port.");
@@ -154,7 +155,9 @@ int Run() {
     }
   });
 
-  AttentionWorkerService service(*runner);
+  absl::StatusOr<transport::ChannelSecurity> security = transport::ClusterSecurityFromFlags();
+  if (!security.ok()) return Fail(security.status().message());
+  AttentionWorkerService service(*runner, security->token);
   int port = 0;
   grpc::ServerBuilder builder;
   const std::string host = absl::GetFlag(FLAGS_host);
@@ -165,7 +168,8 @@ int Run() {
   if (grpc_server == nullptr || port == 0) return Fail("cannot start the gRPC service");
 
   std::atomic<uint64_t> acked_version{0};
-  auto coordinator = std::make_unique<transport::ClusterClient>(absl::GetFlag(FLAGS_coordinator));
+  auto coordinator = std::make_unique<transport::ClusterClient>(absl::GetFlag(FLAGS_coordinator),
+                                                                 *security);
   // Its threads' callbacks use it through this pointer (valid until they are joined).
   transport::ClusterClient* const client = coordinator.get();
   cluster::RegisterRequest registration;
@@ -187,6 +191,7 @@ int Run() {
   std::fflush(stdout);
 
   coordinator->StartPlacementWatch(id, [&](const cluster::Placement& placement) {
+    plane.SetAllowedPeers(transport::PeerIds(placement));
     for (const cluster::Peer& peer : placement.peers()) {
       {
         std::lock_guard<std::mutex> lock(peers_mu);

@@ -27,6 +27,7 @@
 #include "common/cli.h"
 #include "nlohmann/json.hpp"
 #include "proto/generation.grpc.pb.h"
+#include "transport/grpc/auth.h"
 #include "transport/grpc/grpc_status.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "the coordinator's host:port");
@@ -37,6 +38,9 @@ ABSL_FLAG(std::string, prompt_file, "",
 ABSL_FLAG(int32_t, max_tokens, 64, "tokens per request (ignore_eos: always this many)");
 ABSL_FLAG(float, temperature, 0.0f, "sampling temperature");
 ABSL_FLAG(bool, json, false, "print the summary as one JSON line last");
+ABSL_FLAG(std::string, api_key_file, "",
+          "file whose first line is the API key (default: the environment's YARD_API_KEY)");
+ABSL_FLAG(std::string, tls_ca, "", "PEM root certificate(s) of a TLS coordinator");
 
 namespace yard::bench {
 namespace {
@@ -80,7 +84,17 @@ int Run() {
                "List three prime numbers larger than 100."};
   }
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_addr), grpc::InsecureChannelCredentials());
+  transport::ChannelSecurity security;
+  absl::StatusOr<std::string> key = transport::ResolveSecret(absl::GetFlag(FLAGS_api_key_file),
+                                                             "YARD_API_KEY", "--api-key-file");
+  if (!key.ok()) return Fail(std::string(key.status().message()));
+  security.token = *std::move(key);
+  if (const std::string ca = absl::GetFlag(FLAGS_tls_ca); !ca.empty()) {
+    absl::StatusOr<std::string> pem = transport::ReadPem(ca);
+    if (!pem.ok()) return Fail("--tls-ca " + std::string(pem.status().message()));
+    security.tls_roots_pem = *std::move(pem);
+  }
+  auto channel = transport::CreateChannel(absl::GetFlag(FLAGS_addr), security);
   Totals totals;
   std::atomic<int64_t> next_prompt{0};
   const Clock::time_point start = Clock::now();

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "transport/grpc/auth.h"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::coordinator {
@@ -72,35 +73,10 @@ class ProgressStream final : public grpc::ServerWriteReactor<admin::RebalancePro
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Equal strings, in time that depends on the lengths only.
-bool SameToken(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 }  // namespace
 
 grpc::Status AdminService::Authenticate(const grpc::CallbackServerContext& context) const {
-  if (admin_token_.empty()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "admin calls are disabled: the coordinator has no admin token "
-                        "(--admin-token-file or YARD_TOKEN)");
-  }
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (it == metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "admin token required (yardctl --token or YARD_TOKEN)");
-  }
-  const std::string_view value(it->second.data(), it->second.size());
-  if (value.substr(0, kBearer.size()) != kBearer ||
-      !SameToken(value.substr(kBearer.size()), admin_token_)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
-  }
-  return grpc::Status::OK;
+  return transport::CheckBearer(context, accepted_, "cluster token");
 }
 
 absl::StatusOr<admin::ExpertsResponse> MakeExpertsResponse(const ExpertLoadTotals& totals,

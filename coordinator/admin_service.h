@@ -25,21 +25,22 @@ namespace yard::coordinator {
 // and the published placement. Rebalance streams the Rebalancer's progress.
 //
 // Every call first checks the metadata `authorization: Bearer TOKEN` against
-// `admin_token` (constant-time); a missing or wrong token, or an empty admin_token
-// (admin disabled), is UNAUTHENTICATED.
+// `accepted` (the cluster token; transport::CheckBearer): a missing or wrong token is
+// UNAUTHENTICATED. Empty `accepted`: no check (the coordinator's --insecure-no-auth).
 //
 // Thread rule: handlers run on gRPC threads and only post. Ownership: the actors and
 // the load window are borrowed and must outlive the service and the server.
 class AdminService final : public admin::Admin::CallbackService {
  public:
   AdminService(Membership& membership, PlacementController& placement, Router& router,
-               const ExpertLoadWindow& load, Rebalancer& rebalancer, std::string admin_token)
+               const ExpertLoadWindow& load, Rebalancer& rebalancer,
+               std::vector<std::string> accepted)
       : membership_(membership),
         placement_(placement),
         router_(router),
         load_(load),
         rebalancer_(rebalancer),
-        admin_token_(std::move(admin_token)) {}
+        accepted_(std::move(accepted)) {}
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context,
                                    const admin::StatusRequest* request,
@@ -68,7 +69,7 @@ class AdminService final : public admin::Admin::CallbackService {
   Router& router_;
   const ExpertLoadWindow& load_;
   Rebalancer& rebalancer_;
-  const std::string admin_token_;
+  const std::vector<std::string> accepted_;
 };
 
 // The ExpertsResponse for these totals and this placement (`layer`: one layer only).

@@ -5,6 +5,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <string>
+#include <vector>
+
 #include "actor/actor.h"
 #include "coordinator/expert_load_window.h"
 #include "coordinator/membership.h"
@@ -20,16 +23,21 @@ namespace yard::coordinator {
 // ReportLoad adds to the load window (malformed: INVALID_ARGUMENT); AckPlacement
 // tells the placement controller which version an attention worker routes by.
 //
+// Every call must present one of `accepted` (the cluster token; empty: no check) or
+// is UNAUTHENTICATED.
+//
 // Thread rule: handlers run on gRPC threads. Ownership: `membership`, `placement` and
 // `load` are borrowed and must outlive the service and the server.
 class ClusterService final : public cluster::Cluster::CallbackService {
  public:
   ClusterService(Membership& membership, PlacementController& placement,
-                 ExpertLoadWindow& load, actor::Actor::Executor executor)
+                 ExpertLoadWindow& load, actor::Actor::Executor executor,
+                 std::vector<std::string> accepted)
       : membership_(membership),
         placement_(placement),
         load_(load),
-        executor_(std::move(executor)) {}
+        executor_(std::move(executor)),
+        accepted_(std::move(accepted)) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const cluster::RegisterRequest* request,
@@ -48,10 +56,14 @@ class ClusterService final : public cluster::Cluster::CallbackService {
                                        cluster::LoadReportResponse* response) override;
 
  private:
+  // OK, or the UNAUTHENTICATED status to finish with.
+  grpc::Status Authenticate(const grpc::CallbackServerContext& context) const;
+
   Membership& membership_;
   PlacementController& placement_;
   ExpertLoadWindow& load_;
   const actor::Actor::Executor executor_;
+  const std::vector<std::string> accepted_;
 };
 
 }  // namespace yard::coordinator

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/placement_plan.h"
+#include "transport/grpc/auth.h"
 
 namespace yard::coordinator {
 
@@ -28,6 +29,14 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     return absl::InvalidArgumentError("--heartbeat-timeout-ms must be > 0");
   }
   if (options.max_context < 2) return absl::InvalidArgumentError("--max-context must be >= 2");
+  if (options.cluster_token.empty() && !options.insecure_no_auth) {
+    return absl::InvalidArgumentError(
+        "no cluster token: give --cluster-token-file or YARD_TOKEN (or --insecure-no-auth, "
+        "for tests only)");
+  }
+  if (options.max_receive_bytes < 1024) {
+    return absl::InvalidArgumentError("--max-request-bytes must be >= 1024");
+  }
   absl::StatusOr<model::ModelConfig> config = model::LoadModelConfig(options.model_dir);
   if (!config.ok()) return config.status();
   const std::string tokenizer_dir = ResolveTokenizerDir(options.model_dir, options.tokenizer_dir);
@@ -55,7 +64,8 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
                             ? std::min(options_.max_context, config_.max_position_embeddings)
                             : options_.max_context;
   if (loader == nullptr) {
-    owned_loader_ = std::make_unique<GrpcExpertLoader>();
+    owned_loader_ = std::make_unique<GrpcExpertLoader>(
+        transport::ChannelSecurity{.token = options_.cluster_token});
     loader = owned_loader_.get();
   }
   membership_ = std::make_unique<Membership>(
@@ -101,10 +111,15 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   deps.placement = placement_.get();
   deps.compute = &compute_;
   deps.executor = executor;
+  deps.workers.token = options_.cluster_token;
+  deps.api_keys = options_.api_keys;
   generation_ = std::make_unique<GenerationService>(std::move(deps), limits_);
-  cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, *load_, executor);
+  std::vector<std::string> cluster_tokens;
+  if (!options_.cluster_token.empty()) cluster_tokens.push_back(options_.cluster_token);
+  cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, *load_, executor,
+                                              cluster_tokens);
   admin_ = std::make_unique<AdminService>(*membership_, *placement_, *router_, *load_,
-                                          *rebalancer_, options_.admin_token);
+                                          *rebalancer_, cluster_tokens);
 }
 
 Coordinator::~Coordinator() {
@@ -115,7 +130,11 @@ absl::StatusOr<std::string> Coordinator::Start() {
   int port = 0;
   grpc::ServerBuilder builder;
   const std::string requested = absl::StrCat(options_.host, ":", options_.port);
-  builder.AddListeningPort(requested, grpc::InsecureServerCredentials(), &port);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      transport::ServerCredentials(options_.tls_cert_file, options_.tls_key_file);
+  if (!credentials.ok()) return credentials.status();
+  builder.AddListeningPort(requested, *credentials, &port);
+  builder.SetMaxReceiveMessageSize(options_.max_receive_bytes);
   builder.RegisterService(generation_.get());
   builder.RegisterService(cluster_.get());
   builder.RegisterService(admin_.get());

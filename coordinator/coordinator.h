@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -52,8 +53,18 @@ struct CoordinatorOptions {
   int compute_threads = 2;
   // How far back the expert load statistics reach.
   absl::Duration load_window = absl::Seconds(60);
-  // What Admin calls must present (`authorization: Bearer TOKEN`); empty: all refused.
-  std::string admin_token;
+  // The shared cluster token: Cluster and Admin calls must present it
+  // (`authorization: Bearer TOKEN`), and calls to workers carry it. Empty is refused
+  // by Create unless insecure_no_auth (tests): then nothing is checked or sent.
+  std::string cluster_token;
+  bool insecure_no_auth = false;
+  // Generate, Tokenize and ModelInfo need one of these (empty: open to anyone).
+  std::vector<std::string> api_keys;
+  // PEM files for TLS on the server; both empty: plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Largest request message accepted (larger: RESOURCE_EXHAUSTED before any handler).
+  int max_receive_bytes = 4 << 20;
   // Rebalancing (RebalanceOptions): expert-worker nodes, stickiness tolerance, spare
   // slots per layer for replicas (-1: one per expert worker).
   int32_t rebalance_nodes = 1;

@@ -6,6 +6,13 @@
 #include "absl/strings/str_cat.h"
 
 namespace yard::coordinator {
+namespace {
+
+// Bounds on what one report may hold, far above any real cluster (EP320: 320 slots).
+constexpr int64_t kMaxReportWindowMs = 24 * 3600 * 1000;
+constexpr int kMaxSlotsPerLayer = 1 << 16;
+
+}  // namespace
 
 ExpertLoadWindow::ExpertLoadWindow(std::vector<uint32_t> moe_layers, int64_t num_experts,
                                    absl::Duration window, const ClockInterface& clock)
@@ -19,8 +26,9 @@ ExpertLoadWindow::ExpertLoadWindow(std::vector<uint32_t> moe_layers, int64_t num
 }
 
 absl::Status ExpertLoadWindow::Add(const cluster::LoadReport& report) {
-  if (report.window_ms() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("load report window_ms ", report.window_ms()));
+  if (report.window_ms() < 0 || report.window_ms() > kMaxReportWindowMs) {
+    return absl::InvalidArgumentError(absl::StrCat("LoadReport.window_ms: ", report.window_ms(),
+                                                   " outside [0, ", kMaxReportWindowMs, "]"));
   }
   Entry entry;
   entry.version = report.placement_version();
@@ -31,17 +39,23 @@ absl::Status ExpertLoadWindow::Add(const cluster::LoadReport& report) {
     const int index = layer.layer() < layer_index_.size() ? layer_index_[layer.layer()] : -1;
     if (index < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("load report names layer ", layer.layer(), ", not a MoE layer"));
+          absl::StrCat("LoadReport.layers.layer: ", layer.layer(), " is not a MoE layer"));
     }
     if (seen[index]) {
       return absl::InvalidArgumentError(
-          absl::StrCat("load report names layer ", layer.layer(), " twice"));
+          absl::StrCat("LoadReport.layers.layer: ", layer.layer(), " named twice"));
     }
     seen[index] = true;
     if (layer.tokens_per_expert_size() != num_experts_) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "load report for layer ", layer.layer(), " has ", layer.tokens_per_expert_size(),
-          " expert counts; the model has ", num_experts_, " experts"));
+          "LoadReport.layers.tokens_per_expert: layer ", layer.layer(), " has ",
+          layer.tokens_per_expert_size(), " expert counts; the model has ", num_experts_,
+          " experts"));
+    }
+    if (layer.tokens_per_slot_size() > kMaxSlotsPerLayer) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "LoadReport.layers.tokens_per_slot: layer ", layer.layer(), " has ",
+          layer.tokens_per_slot_size(), " slot counts, at most ", kMaxSlotsPerLayer));
     }
     std::copy(layer.tokens_per_expert().begin(), layer.tokens_per_expert().end(),
               entry.per_expert.begin() + index * num_experts_);

@@ -13,8 +13,7 @@ cluster::ExpertWorker::Stub* GrpcExpertLoader::StubFor(const std::string& addres
   absl::MutexLock lock(&mu_);
   std::unique_ptr<cluster::ExpertWorker::Stub>& stub = stubs_[address];
   if (stub == nullptr) {
-    stub = cluster::ExpertWorker::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub = cluster::ExpertWorker::NewStub(transport::CreateChannel(address, security_));
   }
   return stub.get();
 }

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "proto/cluster.grpc.pb.h"
 #include "proto/cluster.pb.h"
+#include "transport/grpc/auth.h"
 
 namespace yard::coordinator {
 
@@ -30,7 +31,8 @@ class ExpertLoaderInterface {
                             ReleaseDone done) = 0;
 };
 
-// ExpertWorker.LoadSlots / ReleaseSlots over gRPC, one channel per address (kept for reuse).
+// ExpertWorker.LoadSlots / ReleaseSlots over gRPC, one channel per address (kept for
+// reuse), each presenting `security` (the cluster token).
 //
 // Thread rule: any thread. Ownership: in-flight calls own their state; the loader
 // may be destroyed while calls are outstanding only after the gRPC library is done
@@ -38,8 +40,9 @@ class ExpertLoaderInterface {
 class GrpcExpertLoader final : public ExpertLoaderInterface {
  public:
   // `deadline`: how long one LoadSlots may take (weights are read from disk).
-  explicit GrpcExpertLoader(absl::Duration deadline = absl::Minutes(10))
-      : deadline_(deadline) {}
+  explicit GrpcExpertLoader(transport::ChannelSecurity security,
+                            absl::Duration deadline = absl::Minutes(10))
+      : security_(std::move(security)), deadline_(deadline) {}
 
   void LoadSlots(const std::string& grpc_address, cluster::LoadSlotsRequest request,
                  Done done) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -49,6 +52,7 @@ class GrpcExpertLoader final : public ExpertLoaderInterface {
  private:
   cluster::ExpertWorker::Stub* StubFor(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
 
+  const transport::ChannelSecurity security_;
   const absl::Duration deadline_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<cluster::ExpertWorker::Stub>> stubs_

@@ -375,7 +375,11 @@ GenerationService::GenerationService(GenerationServiceDeps deps, RequestLimits l
 GenerationService::~GenerationService() = default;
 
 grpc::ServerWriteReactor<generation::GenerateResponse>* GenerationService::Generate(
-    grpc::CallbackServerContext*, const generation::GenerateRequest* request) {
+    grpc::CallbackServerContext* context, const generation::GenerateRequest* request) {
+  if (grpc::Status auth = transport::CheckBearer(*context, deps_.api_keys, "API key");
+      !auth.ok()) {
+    return new transport::RefusedStream<generation::GenerateResponse>(auth);
+  }
   {
     absl::MutexLock lock(&mu_);
     ++live_calls_;
@@ -398,7 +402,7 @@ std::shared_ptr<grpc::Channel> GenerationService::ChannelFor(const std::string& 
   absl::MutexLock lock(&mu_);
   std::shared_ptr<grpc::Channel>& channel = channels_[address];
   if (channel == nullptr) {
-    channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    channel = transport::CreateChannel(address, deps_.workers);
   }
   return channel;
 }
@@ -407,6 +411,11 @@ grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContex
                                                       const generation::TokenizeRequest* request,
                                                       generation::TokenizeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = transport::CheckBearer(*context, deps_.api_keys, "API key");
+      !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   const model::Tokenizer* tokenizer = deps_.tokenizer;
   deps_.compute->Post("generate.tokenize", [reactor, request, response, tokenizer] {
     absl::StatusOr<std::vector<int32_t>> ids = TokenizeInput(*request, *tokenizer);
@@ -419,6 +428,12 @@ grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* GenerationService::ModelInfo(grpc::CallbackServerContext* context,
                                                        const generation::ModelInfoRequest*,
                                                        generation::ModelInfoResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status auth = transport::CheckBearer(*context, deps_.api_keys, "API key");
+      !auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   const model::ModelConfig& config = *deps_.config;
   response->set_model_type(config.model_type == model::ModelType::kDeepseekV2 ? "deepseek_v2"
                                                                               : "deepseek_v3");
@@ -428,7 +443,6 @@ grpc::ServerUnaryReactor* GenerationService::ModelInfo(grpc::CallbackServerConte
   response->set_num_routed_experts(static_cast<int32_t>(config.n_routed_experts));
   response->set_experts_per_token(static_cast<int32_t>(config.num_experts_per_tok));
   response->set_weights_dtype(config.quantization ? "fp8" : "bf16");
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

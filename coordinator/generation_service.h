@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -21,6 +22,7 @@
 #include "model/tokenizer/tokenizer.h"
 #include "proto/cluster.grpc.pb.h"
 #include "proto/generation.grpc.pb.h"
+#include "transport/grpc/auth.h"
 
 namespace yard::coordinator {
 
@@ -34,6 +36,11 @@ struct GenerationServiceDeps {
   actor::ComputePool* compute = nullptr;
   // Each Generate call is a small actor on this executor.
   actor::Actor::Executor executor;
+  // What calls to attention workers present (the cluster token).
+  transport::ChannelSecurity workers;
+  // Generate, Tokenize and ModelInfo need `authorization: Bearer KEY` for one of these;
+  // empty: open. Health is always open (load balancers probe it).
+  std::vector<std::string> api_keys;
 };
 
 // gRPC callback service. Every Generate is a GenerateCall: a reactor whose gRPC

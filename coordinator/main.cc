@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -18,6 +17,7 @@
 #include "common/cli.h"
 #include "coordinator/clock.h"
 #include "coordinator/coordinator.h"
+#include "transport/grpc/auth.h"
 
 ABSL_FLAG(std::string, model, "", "model directory with config.json (required)");
 ABSL_FLAG(std::string, tokenizer, "",
@@ -40,9 +40,22 @@ ABSL_FLAG(int64_t, max_context, 4096,
 ABSL_FLAG(int, drain_timeout_s, 30,
           "on SIGINT/SIGTERM, how long to wait for in-flight requests before exiting");
 ABSL_FLAG(int, threads, 4, "event-loop threads running the coordinator's actors");
-ABSL_FLAG(std::string, admin_token_file, "",
-          "file whose first line is the token Admin calls (yardctl) must present; without "
-          "it, the environment's YARD_TOKEN; with neither, Admin calls are refused");
+ABSL_FLAG(std::string, cluster_token_file, "",
+          "file whose first line is the cluster token: workers' Cluster calls and Admin "
+          "calls (yardctl) must present it, and calls to workers carry it; default: the "
+          "environment's YARD_TOKEN. Without either the coordinator refuses to start "
+          "(unless --insecure-no-auth)");
+ABSL_FLAG(std::string, admin_token_file, "", "old name of --cluster-token-file");
+ABSL_FLAG(bool, insecure_no_auth, false,
+          "allow starting without a cluster token: Cluster and Admin calls are then not "
+          "authenticated (tests on a private machine only); a token, when given, still rules");
+ABSL_FLAG(std::string, api_key_file, "",
+          "file of API keys, one per line: Generate, Tokenize and ModelInfo then need "
+          "`authorization: Bearer KEY` for one of them (Health stays open); default: open");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(int32_t, max_request_bytes, 4 << 20,
+          "largest request message accepted; a larger one is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, rebalance_nodes, 1,
           "expert-worker nodes for the placement planner's hierarchical policy (groups "
           "packed onto nodes); 1: one node (global policy)");
@@ -92,17 +105,26 @@ int main(int argc, char** argv) {
   if (options.rebalance_nodes < 1) return yard::Fail("--rebalance-nodes: must be >= 1");
   if (!(options.rebalance_tolerance >= 0)) return yard::Fail("--rebalance-tolerance: must be >= 0");
   if (options.port < 0 || options.port > 65535) return yard::Fail("--port: must be in [0, 65535]");
-  if (const std::string file = absl::GetFlag(FLAGS_admin_token_file); !file.empty()) {
-    std::ifstream in(file);
-    if (!in) return yard::Fail("--admin-token-file: cannot read " + file);
-    std::getline(in, options.admin_token);
-    if (options.admin_token.empty()) return yard::Fail("--admin-token-file: " + file + " is empty");
-  } else if (const char* env = std::getenv("YARD_TOKEN"); env != nullptr) {
-    options.admin_token = env;
+  const std::string token_file = absl::GetFlag(FLAGS_cluster_token_file).empty()
+                                     ? absl::GetFlag(FLAGS_admin_token_file)
+                                     : absl::GetFlag(FLAGS_cluster_token_file);
+  absl::StatusOr<std::string> token =
+      yard::transport::ResolveSecret(token_file, "YARD_TOKEN", "--cluster-token-file");
+  if (!token.ok()) return yard::Fail(token.status().message());
+  options.cluster_token = *std::move(token);
+  options.insecure_no_auth = absl::GetFlag(FLAGS_insecure_no_auth);
+  if (const std::string file = absl::GetFlag(FLAGS_api_key_file); !file.empty()) {
+    absl::StatusOr<std::vector<std::string>> keys =
+        yard::transport::ReadSecrets(file, "--api-key-file");
+    if (!keys.ok()) return yard::Fail(keys.status().message());
+    options.api_keys = *std::move(keys);
   }
-  if (options.admin_token.empty()) {
-    std::cerr << "coordinator: no admin token (--admin-token-file or YARD_TOKEN): Admin calls "
-                 "will be refused\n";
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.max_receive_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  if (options.cluster_token.empty() && options.insecure_no_auth) {
+    std::cerr << "coordinator: --insecure-no-auth: Cluster and Admin calls are not "
+                 "authenticated\n";
   }
   if (absl::GetFlag(FLAGS_threads) < 1) return yard::Fail("--threads: must be >= 1");
 

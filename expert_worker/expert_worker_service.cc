@@ -3,13 +3,18 @@
 #include <string>
 #include <vector>
 
+#include "transport/grpc/auth.h"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::expert_worker {
 
-grpc::Status ExpertWorkerService::LoadSlots(grpc::ServerContext*,
+grpc::Status ExpertWorkerService::LoadSlots(grpc::ServerContext* context,
                                             const cluster::LoadSlotsRequest* request,
                                             cluster::LoadSlotsResponse* response) {
+  if (grpc::Status auth = transport::CheckBearer(*context, accepted_, "cluster token");
+      !auth.ok()) {
+    return auth;
+  }
   std::vector<ExpertServer::SlotLoad> loads;
   loads.reserve(request->slots_size());
   for (const cluster::SlotLoad& s : request->slots()) {
@@ -21,9 +26,13 @@ grpc::Status ExpertWorkerService::LoadSlots(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ExpertWorkerService::ReleaseSlots(grpc::ServerContext*,
+grpc::Status ExpertWorkerService::ReleaseSlots(grpc::ServerContext* context,
                                                const cluster::ReleaseSlotsRequest* request,
                                                cluster::ReleaseSlotsResponse*) {
+  if (grpc::Status auth = transport::CheckBearer(*context, accepted_, "cluster token");
+      !auth.ok()) {
+    return auth;
+  }
   return transport::ToGrpc(server_.ReleaseSlots({request->slots().begin(), request->slots().end()}));
 }
 

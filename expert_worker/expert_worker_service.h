@@ -5,15 +5,23 @@
 #ifndef SWITCHYARD_EXPERT_WORKER_EXPERT_WORKER_SERVICE_H_
 #define SWITCHYARD_EXPERT_WORKER_EXPERT_WORKER_SERVICE_H_
 
+#include <string>
+#include <vector>
+
 #include "expert_worker/expert_server.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace yard::expert_worker {
 
+// Every call must present `cluster_token` (transport::CheckBearer; empty: no check).
+//
 // Thread-safe (gRPC calls it on its threads). Borrows the server, which must outlive it.
 class ExpertWorkerService final : public cluster::ExpertWorker::Service {
  public:
-  explicit ExpertWorkerService(ExpertServer& server) : server_(server) {}
+  ExpertWorkerService(ExpertServer& server, const std::string& cluster_token)
+      : server_(server) {
+    if (!cluster_token.empty()) accepted_.push_back(cluster_token);
+  }
 
   grpc::Status LoadSlots(grpc::ServerContext* context, const cluster::LoadSlotsRequest* request,
                          cluster::LoadSlotsResponse* response) override;
@@ -23,6 +31,7 @@ class ExpertWorkerService final : public cluster::ExpertWorker::Service {
 
  private:
   ExpertServer& server_;
+  std::vector<std::string> accepted_;
 };
 
 }  // namespace yard::expert_worker

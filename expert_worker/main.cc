@@ -22,6 +22,7 @@
 #include "expert_worker/expert_worker_service.h"
 #include "model/checkpoint/checkpoint.h"
 #include "transport/grpc/cluster_client.h"
+#include "transport/grpc/cluster_security_flags.h"
 #include "transport/ucx/ucx_data_plane.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "The coordinator's host:port.");
@@ -91,7 +92,9 @@ int Run() {
               }});
   if (!data_plane.ok()) return Fail(data_plane.status().message());
 
-  ExpertWorkerService service(server);
+  absl::StatusOr<transport::ChannelSecurity> security = transport::ClusterSecurityFromFlags();
+  if (!security.ok()) return Fail(security.status().message());
+  ExpertWorkerService service(server, security->token);
   int port = 0;
   grpc::ServerBuilder builder;
   const std::string host = absl::GetFlag(FLAGS_host);
@@ -105,7 +108,7 @@ int Run() {
   // Declared before the client, whose watch thread uses them until it is destroyed.
   std::mutex peers_mu;
   std::set<uint32_t> connected;
-  transport::ClusterClient coordinator(absl::GetFlag(FLAGS_coordinator));
+  transport::ClusterClient coordinator(absl::GetFlag(FLAGS_coordinator), *security);
   cluster::RegisterRequest registration;
   cluster::WorkerInfo* info = registration.mutable_info();
   info->set_role(cluster::ROLE_EXPERT);
@@ -136,6 +139,7 @@ int Run() {
   transport::UcxDataPlane& plane = **data_plane;
   coordinator.StartPlacementWatch(id, [&](const cluster::Placement& placement) {
     std::lock_guard<std::mutex> lock(peers_mu);
+    plane.SetAllowedPeers(transport::PeerIds(placement));
     for (const cluster::Peer& peer : placement.peers()) {
       if (peer.worker_id() == id || connected.count(peer.worker_id())) continue;
       const absl::Status s = plane.Connect(peer.worker_id(), peer.data_plane_address());

@@ -241,7 +241,7 @@ TEST(ClusterE2eTest, YardctlShowsTheWorkersAndTheRoutedLoadOnlyWithTheToken) {
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("UNAUTHENTICATED"), std::string::npos) << refused.err;
 
-  const std::string token = " --token=" + options.admin_token;
+  const std::string token = " --token=" + options.cluster_token;
   testing::RunResult status = testing::RunBinary(yardctl + " status --json" + token);
   ASSERT_EQ(status.exit_code, 0) << status.err;
   const nlohmann::json s = nlohmann::json::parse(status.out);
@@ -258,7 +258,7 @@ TEST(ClusterE2eTest, YardctlShowsTheWorkersAndTheRoutedLoadOnlyWithTheToken) {
   EXPECT_EQ(experts_seen, 2);
   EXPECT_EQ(s["placement_version"].get<int>(), 1);
   // The human-readable form names the roles too.
-  status = testing::RunBinary("YARD_TOKEN=" + options.admin_token + " " + yardctl + " status");
+  status = testing::RunBinary("YARD_TOKEN=" + options.cluster_token + " " + yardctl + " status");
   ASSERT_EQ(status.exit_code, 0) << status.err;
   EXPECT_NE(status.out.find("expert"), std::string::npos);
 

@@ -144,7 +144,7 @@ class FaultE2eTest : public ::testing::Test {
     auto cluster = testing::LocalCluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address() +
-                                " --token=" + options.admin_token;
+                                " --token=" + options.cluster_token;
     auto channel = grpc::CreateChannel((*cluster)->address(), grpc::InsecureChannelCredentials());
 
     // The truth: every prompt's tokens on the healthy cluster.

@@ -123,7 +123,7 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
   auto cluster = testing::LocalCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address() +
-                              " --token=" + options.admin_token;
+                              " --token=" + options.cluster_token;
   auto channel = grpc::CreateChannel((*cluster)->address(), grpc::InsecureChannelCredentials());
   auto stub = generation::Generation::NewStub(channel);
 
@@ -174,7 +174,7 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
     admin::WorkerStatus last;
     while (!stop_sampling.load()) {
       grpc::ClientContext context;
-      context.AddMetadata("authorization", "Bearer " + options.admin_token);
+      context.AddMetadata("authorization", "Bearer " + options.cluster_token);
       admin::StatusResponse status;
       if (admin->Status(&context, admin::StatusRequest(), &status).ok()) {
         for (const admin::WorkerStatus& w : status.workers()) {
@@ -204,7 +204,7 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
   // cores; `yardctl rebalance --apply` then runs a second one under the same stream.
   auto admin = admin::Admin::NewStub(channel);
   grpc::ClientContext admin_context;
-  admin_context.AddMetadata("authorization", "Bearer " + options.admin_token);
+  admin_context.AddMetadata("authorization", "Bearer " + options.cluster_token);
   admin::RebalanceRequest apply;
   apply.set_apply(true);
   const Clock::time_point rebalance_start = Clock::now();
@@ -319,7 +319,7 @@ TEST(RebalanceE2eTest, DrainedWorkersCanBeStoppedWithNoRequestLost) {
   auto cluster = testing::LocalCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address() +
-                              " --token=" + options.admin_token;
+                              " --token=" + options.cluster_token;
   auto channel = grpc::CreateChannel((*cluster)->address(), grpc::InsecureChannelCredentials());
   auto stub = generation::Generation::NewStub(channel);
   const std::vector<std::vector<int32_t>> prompts = SkewedPrompts();

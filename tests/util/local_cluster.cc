@@ -86,11 +86,15 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
       "--tokenizer", tokenizer, "--port", "0",
       absl::StrCat("--attention-workers=", options.attention_workers),
       absl::StrCat("--expert-workers=", options.expert_workers)};
-  if (!options.admin_token.empty()) {
-    const std::string token_file = options.log_dir + "/admin_token";
-    std::ofstream(token_file) << options.admin_token << "\n";
-    coordinator.push_back("--admin-token-file=" + token_file);
+  // Every process gets the same token file (workers present it to the coordinator and
+  // require it of the coordinator's calls).
+  std::vector<std::string> auth_flags = {"--insecure-no-auth"};
+  if (!options.cluster_token.empty()) {
+    const std::string token_file = options.log_dir + "/cluster_token";
+    std::ofstream(token_file) << options.cluster_token << "\n";
+    auth_flags = {"--cluster-token-file=" + token_file};
   }
+  coordinator.insert(coordinator.end(), auth_flags.begin(), auth_flags.end());
   coordinator.insert(coordinator.end(), options.coordinator_flags.begin(),
                      options.coordinator_flags.end());
   absl::Status s = cluster->Spawn("coordinator", coordinator);
@@ -113,6 +117,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   // As ./yard up does: every worker flag goes to both kinds, each ignoring the flags
   // only the other kind defines.
   std::vector<std::string> worker_flags = options.worker_flags;
+  if (!options.cluster_token.empty()) worker_flags.push_back(auth_flags[0]);
   std::string undefok;
   for (const std::string& flag : options.worker_flags) {
     if (flag.rfind("--", 0) != 0) continue;

@@ -26,9 +26,9 @@ struct LocalClusterOptions {
   std::vector<std::string> worker_flags;
   // Where each process's output goes (NAME.log); created if missing.
   std::string log_dir;
-  // The coordinator's admin token (written to log_dir/admin_token for
-  // --admin-token-file); yardctl status / experts present it.
-  std::string admin_token = "e2e-admin-token";
+  // The cluster token (written to log_dir/cluster_token for every process's
+  // --cluster-token-file); yardctl presents it too. Empty: --insecure-no-auth.
+  std::string cluster_token = "e2e-cluster-token";
   // Extra coordinator flags, in --name=value form.
   std::vector<std::string> coordinator_flags;
   std::chrono::seconds ready_timeout{180};

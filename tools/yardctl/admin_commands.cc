@@ -11,13 +11,15 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "proto/admin.grpc.pb.h"
+#include "transport/grpc/auth.h"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::tools {
 namespace {
 
 std::unique_ptr<admin::Admin::Stub> Connect(const AdminArgs& args) {
-  return admin::Admin::NewStub(grpc::CreateChannel(args.addr, grpc::InsecureChannelCredentials()));
+  return admin::Admin::NewStub(
+      transport::CreateChannel(args.addr, transport::ChannelSecurity{.tls_roots_pem = args.tls_roots_pem}));
 }
 
 void Prepare(const AdminArgs& args, grpc::ClientContext& context) {

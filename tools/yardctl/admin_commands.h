@@ -17,6 +17,7 @@ namespace yard::tools {
 struct AdminArgs {
   std::string addr;
   std::string token;  // empty: the call goes without one (and is refused)
+  std::string tls_roots_pem;  // empty: plaintext
   bool json = false;
   int64_t timeout_s = 30;
   bool terminal = false;  // progress as bars redrawn in place; else one line per step

@@ -80,7 +80,7 @@ absl::Status RunGenerate(const GenerateArgs& args, std::ostream& out) {
   absl::StatusOr<generation::GenerateRequest> request = BuildGenerateRequest(args);
   if (!request.ok()) return request.status();
   auto stub = generation::Generation::NewStub(
-      grpc::CreateChannel(args.addr, grpc::InsecureChannelCredentials()));
+      transport::CreateChannel(args.addr, args.security));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(args.timeout_s));
   std::unique_ptr<grpc::ClientReader<generation::GenerateResponse>> reader =

@@ -13,10 +13,14 @@
 #include "absl/status/statusor.h"
 #include "proto/generation.pb.h"
 
+#include "transport/grpc/auth.h"
+
 namespace yard::tools {
 
 struct GenerateArgs {
   std::string addr;
+  // The API key and TLS roots the channel presents (transport/grpc/auth.h).
+  transport::ChannelSecurity security;
   std::optional<std::string> prompt;  // exactly one of prompt / chat
   std::optional<std::string> chat;
   int32_t max_tokens = 16;

@@ -29,6 +29,7 @@
 #include "tools/yardctl/admin_commands.h"
 #include "tools/yardctl/generate_command.h"
 #include "tools/yardctl/plan_command.h"
+#include "transport/grpc/auth.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "The coordinator's host:port.");
 ABSL_FLAG(std::string, prompt, "", "generate: the prompt text (raw, no chat template).");
@@ -46,6 +47,12 @@ ABSL_FLAG(int64_t, timeout_s, 600, "Deadline of the call, seconds.");
 ABSL_FLAG(std::string, token, "",
           "status, experts: the admin token (default: the environment's YARD_TOKEN; ./yard up "
           "writes it to .yard-run/token).");
+ABSL_FLAG(std::string, api_key_file, "",
+          "generate: file whose first line is the API key (default: the environment's "
+          "YARD_API_KEY); needed when the coordinator has --api-key-file.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM root certificate(s) of a coordinator serving TLS (--tls-cert); empty: "
+          "plaintext.");
 ABSL_FLAG(int32_t, layer, -1,
           "experts: only this MoE layer (-1: all); replicate, evict: the layer (required).");
 ABSL_FLAG(int32_t, expert, -1, "replicate: the logical expert.");
@@ -74,9 +81,9 @@ namespace {
 
 // Exit code 0 when the cluster serves (every worker up, placement published), 2 when
 // it answers but does not serve yet, 1 when it cannot be reached.
-int Health(const std::string& addr, bool json, int64_t timeout_s) {
-  auto stub = yard::generation::Generation::NewStub(
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+int Health(const std::string& addr, const std::string& tls_roots, bool json, int64_t timeout_s) {
+  auto stub = yard::generation::Generation::NewStub(yard::transport::CreateChannel(
+      addr, yard::transport::ChannelSecurity{.tls_roots_pem = tls_roots}));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
   yard::generation::HealthResponse health;
@@ -126,12 +133,22 @@ int main(int argc, char** argv) {
         "WORKER, replicate, evict); see --help");
   }
   const std::string& command = positional[1];
+  std::string tls_roots;
+  if (const std::string ca = absl::GetFlag(FLAGS_tls_ca); !ca.empty()) {
+    absl::StatusOr<std::string> pem = yard::transport::ReadPem(ca);
+    if (!pem.ok()) return yard::Fail("--tls-ca " + std::string(pem.status().message()));
+    tls_roots = *std::move(pem);
+  }
   if (command == "health") {
-    return Health(absl::GetFlag(FLAGS_addr), absl::GetFlag(FLAGS_json), 5);
+    return Health(absl::GetFlag(FLAGS_addr), tls_roots, absl::GetFlag(FLAGS_json), 5);
   }
   if (command == "generate") {
     yard::tools::GenerateArgs args;
     args.addr = absl::GetFlag(FLAGS_addr);
+    absl::StatusOr<std::string> key = yard::transport::ResolveSecret(
+        absl::GetFlag(FLAGS_api_key_file), "YARD_API_KEY", "--api-key-file");
+    if (!key.ok()) return yard::Fail(std::string(key.status().message()));
+    args.security = {.token = *std::move(key), .tls_roots_pem = tls_roots};
     if (!absl::GetFlag(FLAGS_prompt).empty()) args.prompt = absl::GetFlag(FLAGS_prompt);
     if (!absl::GetFlag(FLAGS_chat).empty()) args.chat = absl::GetFlag(FLAGS_chat);
     args.max_tokens = absl::GetFlag(FLAGS_max_tokens);
@@ -162,6 +179,7 @@ int main(int argc, char** argv) {
     yard::tools::AdminArgs args;
     args.addr = absl::GetFlag(FLAGS_addr);
     args.token = yard::tools::ResolveAdminToken(absl::GetFlag(FLAGS_token));
+    args.tls_roots_pem = tls_roots;
     args.json = absl::GetFlag(FLAGS_json);
     args.timeout_s = std::min<int64_t>(absl::GetFlag(FLAGS_timeout_s), 60);
     args.terminal = isatty(STDOUT_FILENO) != 0;

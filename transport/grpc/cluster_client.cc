@@ -6,8 +6,8 @@
 
 namespace yard::transport {
 
-ClusterClient::ClusterClient(const std::string& coordinator)
-    : channel_(grpc::CreateChannel(coordinator, grpc::InsecureChannelCredentials())),
+ClusterClient::ClusterClient(const std::string& coordinator, const ChannelSecurity& security)
+    : channel_(CreateChannel(coordinator, security)),
       stub_(cluster::Cluster::NewStub(channel_)) {}
 
 ClusterClient::~ClusterClient() {
@@ -105,6 +105,12 @@ absl::Status ClusterClient::ReportLoad(const cluster::LoadReport& report) {
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   cluster::LoadReportResponse response;
   return FromGrpc(stub_->ReportLoad(&context, report, &response));
+}
+
+std::set<uint32_t> PeerIds(const cluster::Placement& placement) {
+  std::set<uint32_t> ids;
+  for (const cluster::Peer& peer : placement.peers()) ids.insert(peer.worker_id());
+  return ids;
 }
 
 }  // namespace yard::transport

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -23,13 +24,15 @@
 
 #include "absl/status/statusor.h"
 #include "proto/cluster.grpc.pb.h"
+#include "transport/grpc/auth.h"
 
 namespace yard::transport {
 
 class ClusterClient {
  public:
-  // `coordinator`: host:port. Creating the channel does not contact it yet.
-  explicit ClusterClient(const std::string& coordinator);
+  // `coordinator`: host:port. Creating the channel does not contact it yet. Every
+  // call presents `security`'s cluster token (and uses TLS when it has roots).
+  ClusterClient(const std::string& coordinator, const ChannelSecurity& security);
   ~ClusterClient();
   ClusterClient(const ClusterClient&) = delete;
   ClusterClient& operator=(const ClusterClient&) = delete;
@@ -67,6 +70,10 @@ class ClusterClient {
   std::thread heartbeat_thread_;
   std::thread watch_thread_;
 };
+
+// The worker ids of a placement's peers: the registered workers whose data-plane
+// messages a worker accepts (UcxDataPlane::SetAllowedPeers).
+std::set<uint32_t> PeerIds(const cluster::Placement& placement);
 
 }  // namespace yard::transport
 

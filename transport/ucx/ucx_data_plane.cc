@@ -12,6 +12,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -188,6 +189,12 @@ class UcxDataPlane::Impl {
   void Disconnect(PeerId peer) { Post(DisconnectCommand{peer}); }
 
   void Recycle(std::vector<uint8_t> buffer) { pool_.Give(std::move(buffer)); }
+
+  void SetAllowedPeers(std::set<PeerId> peers) {
+    std::lock_guard<std::mutex> lock(allowed_mu_);
+    allowed_ = std::move(peers);
+  }
+  uint64_t refused_messages() const { return refused_.load(std::memory_order_relaxed); }
 
   void Send(PeerId peer, Payload message, SendDone done) {
     bool queued = false;
@@ -593,6 +600,10 @@ class UcxDataPlane::Impl {
     if (header_length != sizeof(header)) return drop();
     std::memcpy(&header, header_bytes, sizeof(header));
     if (header.magic != kHeaderMagic || header.version != kHeaderVersion) return drop();
+    if (!Allowed(header.sender)) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return drop();
+    }
     if (length > options_.max_message_bytes) {
       QueuePeerError(header.sender,
                      absl::InvalidArgumentError(absl::StrCat(
@@ -634,6 +645,11 @@ class UcxDataPlane::Impl {
       CompleteReceive(pending, UCS_PTR_STATUS(request));
     }
     return UCS_OK;  // UCX owns the descriptor after ucp_am_recv_data_nbx
+  }
+
+  bool Allowed(PeerId sender) {
+    std::lock_guard<std::mutex> lock(allowed_mu_);
+    return !allowed_.has_value() || allowed_->count(sender) != 0;
   }
 
   void CompleteReceive(PendingReceive* pending, ucs_status_t status) {
@@ -772,6 +788,10 @@ class UcxDataPlane::Impl {
   std::set<StreamKey> retired_streams_;
   std::deque<Event> events_;
   bool stopped_ = false;
+
+  std::mutex allowed_mu_;
+  std::optional<std::set<PeerId>> allowed_;  // guarded by allowed_mu_; none: everyone
+  std::atomic<uint64_t> refused_{0};
 };
 
 absl::StatusOr<std::unique_ptr<UcxDataPlane>> UcxDataPlane::Create(const UcxOptions& options,
@@ -804,5 +824,11 @@ void UcxDataPlane::Send(PeerId peer, Payload message, SendDone done) {
 }
 
 void UcxDataPlane::Recycle(std::vector<uint8_t> buffer) { impl_->Recycle(std::move(buffer)); }
+
+void UcxDataPlane::SetAllowedPeers(std::set<PeerId> peers) {
+  impl_->SetAllowedPeers(std::move(peers));
+}
+
+uint64_t UcxDataPlane::refused_messages() const { return impl_->refused_messages(); }
 
 }  // namespace yard::transport

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -106,6 +107,15 @@ class UcxDataPlane final : public DataPlaneInterface {
   void Disconnect(PeerId peer) override;
   void Send(PeerId peer, Payload message, SendDone done) override;
   void Recycle(std::vector<uint8_t> buffer) override;
+
+  // From now on only messages whose sender is in `peers` (the registered workers, from
+  // the placement's peer list) reach on_receive; others are dropped on arrival (a
+  // rendezvous is released unread) and counted. Until the first call every sender is
+  // accepted. The sender id is the one in the message header: this keeps out stray
+  // and stale endpoints, not a host that forges a registered id. Any thread.
+  void SetAllowedPeers(std::set<PeerId> peers);
+  // Messages refused by SetAllowedPeers so far. Any thread.
+  uint64_t refused_messages() const;
 
  private:
   class Impl;

@@ -10,6 +10,7 @@
 #include "attention_worker/engine_runner.h"
 #include "gtest/gtest.h"
 #include "tests/unit/attention_worker/test_engine.h"
+#include "transport/grpc/auth.h"
 
 namespace yard::attention_worker {
 namespace {
@@ -163,7 +164,7 @@ TEST(ToRunResponseTest, FinishWithoutTokenAndReasonNames) {
 class Worker {
  public:
   explicit Worker(int allowed = 1 << 30)
-      : gate_(allowed), runner_(env_.engine(), [this] { gate_.AtBoundary(); }), service_(runner_) {
+      : gate_(allowed), runner_(env_.engine(), [this] { gate_.AtBoundary(); }), service_(runner_, kToken) {
     int port = 0;
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -171,8 +172,9 @@ class Worker {
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
     EXPECT_GT(port, 0);
-    stub_ = cluster::AttentionWorker::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    address_ = "127.0.0.1:" + std::to_string(port);
+    stub_ = cluster::AttentionWorker::NewStub(
+        transport::CreateChannel(address_, transport::ChannelSecurity{.token = kToken}));
   }
   ~Worker() {
     gate_.Open();
@@ -193,6 +195,8 @@ class Worker {
   TestEngine& env() { return env_; }
   StepGate& gate() { return gate_; }
   cluster::AttentionWorker::Stub& stub() { return *stub_; }
+  const std::string& address() const { return address_; }
+  static constexpr const char* kToken = "worker-cluster-token";
 
  private:
   TestEngine env_;
@@ -201,6 +205,7 @@ class Worker {
   AttentionWorkerService service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<cluster::AttentionWorker::Stub> stub_;
+  std::string address_;
 };
 
 std::vector<int32_t> Tokens(const std::vector<cluster::RunResponse>& responses) {
@@ -320,6 +325,24 @@ TEST(AttentionWorkerServiceTest, CancelEndsARunningRequestsStreamAsCancelled) {
   EXPECT_LT(tokens.size(), static_cast<size_t>(kMaxTokens));
   const std::vector<int32_t> want = worker.env().Greedy({4, 4, 4}, static_cast<int>(tokens.size()));
   EXPECT_EQ(tokens, want);
+}
+
+TEST(AttentionWorkerServiceTest, CallsWithoutTheClusterTokenAreUnauthenticated) {
+  Worker worker;
+  for (const std::string token : {"", "wrong"}) {
+    auto stub = cluster::AttentionWorker::NewStub(transport::CreateChannel(
+        worker.address(), transport::ChannelSecurity{.token = token}));
+    grpc::ClientContext run_context;
+    auto reader = stub->Run(&run_context, GreedyRun(1, {2}, 2));
+    cluster::RunResponse r;
+    EXPECT_FALSE(reader->Read(&r));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    grpc::ClientContext cancel_context;
+    cluster::CancelRequest cancel;
+    cluster::CancelResponse response;
+    EXPECT_EQ(stub->Cancel(&cancel_context, cancel, &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
 }
 
 TEST(AttentionWorkerServiceTest, CancelOfAnUnknownRequestIsHarmless) {

@@ -38,11 +38,18 @@ TEST(AdminServiceTest, EveryCallNeedsTheToken) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST(AdminServiceTest, WithoutAConfiguredTokenAdminIsDisabled) {
-  TestCoordinator cluster(Options(), /*admin_disabled=*/true);
-  EXPECT_EQ(CallStatus(cluster, "Bearer ").error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(CallStatus(cluster, "Bearer test-admin-token").error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+TEST(AdminServiceTest, OnlyAnExplicitInsecureModeLeavesAdminOpen) {
+  actor::EventLoop loop(1);
+  RealClock clock;
+  CoordinatorOptions options = Options();
+  options.model_dir = testing::TinyModelDir("model");
+  auto refused = Coordinator::Create(options, clock, loop.executor());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("--cluster-token-file"), std::string::npos);
+
+  TestCoordinator cluster(Options(), /*insecure=*/true);
+  EXPECT_TRUE(CallStatus(cluster, nullptr).ok());
 }
 
 TEST(AdminServiceTest, ExpertsSumsTheReportedLoadAndRejectsBadInput) {
@@ -53,7 +60,7 @@ TEST(AdminServiceTest, ExpertsSumsTheReportedLoadAndRejectsBadInput) {
   const int64_t experts = config.n_routed_experts;
 
   cluster::LoadReport report;
-  report.set_worker_id(1);
+  report.set_worker_id(cluster.Register(cluster::ROLE_ATTENTION, "127.0.0.1:1"));
   report.set_window_ms(500);
   cluster::LayerLoad* layer = report.add_layers();
   layer->set_layer(moe[0]);

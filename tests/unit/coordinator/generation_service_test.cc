@@ -83,6 +83,57 @@ TEST(GenerationServiceTest, RelaysTokensFinishReasonAndUsage) {
   EXPECT_FLOAT_EQ(runs[0].sampling().temperature(), 0.7f);
   EXPECT_EQ(runs[0].sampling().top_p(), 1.0f);
   EXPECT_THAT(runs[0].stop(), ElementsAre("\n\n"));
+  // The coordinator's calls to workers carry the cluster token.
+  EXPECT_THAT(worker.authorizations(), ElementsAre("Bearer test-admin-token"));
+}
+
+TEST(GenerationServiceTest, ApiKeysGuardEverythingButHealth) {
+  CoordinatorOptions options = Options();
+  options.api_keys = {"key-one", "key-two"};
+  TestCoordinator cluster(options);
+  FakeAttentionWorker worker(kCanned);
+  cluster.Register(cluster::ROLE_ATTENTION, worker.address());
+
+  auto generate = [&](const char* authorization) {
+    grpc::ClientContext context;
+    if (authorization != nullptr) context.AddMetadata("authorization", authorization);
+    auto reader = cluster.generation->Generate(&context, TokenRequest({5, 6, 7}, 16));
+    generation::GenerateResponse response;
+    int responses = 0;
+    while (reader->Read(&response)) ++responses;
+    const grpc::Status status = reader->Finish();
+    return std::make_pair(status, responses);
+  };
+  for (const char* bad : {static_cast<const char*>(nullptr), "Bearer wrong", "key-one",
+                          "Bearer key-on", "Bearer key-one "}) {
+    auto [status, responses] = generate(bad);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << (bad ? bad : "none");
+    EXPECT_NE(status.error_message().find("API key"), std::string::npos);
+    EXPECT_EQ(responses, 0);
+  }
+  EXPECT_TRUE(worker.runs().empty());
+  for (const char* good : {"Bearer key-one", "Bearer key-two"}) {
+    auto [status, responses] = generate(good);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(responses, 3);
+  }
+
+  generation::TokenizeRequest tokenize;
+  tokenize.set_text("hello");
+  generation::TokenizeResponse tokens;
+  grpc::ClientContext no_key;
+  EXPECT_EQ(cluster.generation->Tokenize(&no_key, tokenize, &tokens).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext with_key;
+  with_key.AddMetadata("authorization", "Bearer key-two");
+  EXPECT_TRUE(cluster.generation->Tokenize(&with_key, tokenize, &tokens).ok());
+  generation::ModelInfoResponse info;
+  grpc::ClientContext info_context;
+  EXPECT_EQ(cluster.generation->ModelInfo(&info_context, {}, &info).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  generation::HealthResponse health;
+  grpc::ClientContext health_context;
+  EXPECT_TRUE(cluster.generation->Health(&health_context, {}, &health).ok());
 }
 
 TEST(GenerationServiceTest, TextAndChatPromptsAreTokenized) {

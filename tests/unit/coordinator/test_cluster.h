@@ -24,6 +24,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "proto/cluster.grpc.pb.h"
 #include "proto/generation.grpc.pb.h"
+#include "transport/grpc/auth.h"
 
 namespace yard::coordinator::testing {
 
@@ -53,10 +54,11 @@ class TestCoordinator {
  public:
   static constexpr const char* kAdminToken = "test-admin-token";
 
-  // Without an admin_token in `options`, kAdminToken unless `admin_disabled`.
-  explicit TestCoordinator(CoordinatorOptions options, bool admin_disabled = false) : loop_(2) {
+  // Without a cluster_token in `options`, kAdminToken unless `insecure` (no auth).
+  explicit TestCoordinator(CoordinatorOptions options, bool insecure = false) : loop_(2) {
     if (options.model_dir.empty()) options.model_dir = TinyModelDir("model");
-    if (options.admin_token.empty() && !admin_disabled) options.admin_token = kAdminToken;
+    if (options.cluster_token.empty() && !insecure) options.cluster_token = kAdminToken;
+    options.insecure_no_auth = insecure;
     auto created = Coordinator::Create(options, clock_, loop_.executor());
     EXPECT_TRUE(created.ok()) << created.status();
     coordinator_ = *std::move(created);
@@ -66,7 +68,9 @@ class TestCoordinator {
     address_ = *address;
     auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     generation = generation::Generation::NewStub(channel);
-    cluster = cluster::Cluster::NewStub(channel);
+    // As a worker's: every call carries the cluster token.
+    cluster = cluster::Cluster::NewStub(transport::CreateChannel(
+        address_, transport::ChannelSecurity{.token = options.cluster_token}));
     admin = admin::Admin::NewStub(channel);
   }
   ~TestCoordinator() {
@@ -90,6 +94,7 @@ class TestCoordinator {
     cluster::RegisterRequest request;
     request.mutable_info()->set_role(role);
     request.mutable_info()->set_grpc_address(grpc_address);
+    request.mutable_info()->set_data_plane_address("test-data-plane-address");
     request.mutable_info()->set_host("test-host");
     request.mutable_info()->set_pid(1234);
     cluster::RegisterResponse response;
@@ -149,6 +154,11 @@ class FakeAttentionWorker final : public cluster::AttentionWorker::Service {
     {
       absl::MutexLock lock(&mu_);
       runs_.push_back(*request);
+      auto auth = context->client_metadata().find("authorization");
+      authorizations_.emplace_back(
+          auth == context->client_metadata().end()
+              ? ""
+              : std::string(auth->second.data(), auth->second.size()));
     }
     for (size_t i = 0; i < steps_.size(); ++i) {
       if (!writer->Write(steps_[i])) return grpc::Status::CANCELLED;
@@ -159,7 +169,6 @@ class FakeAttentionWorker final : public cluster::AttentionWorker::Service {
         return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
       }
     }
-    (void)context;
     return grpc::Status::OK;
   }
 
@@ -177,6 +186,11 @@ class FakeAttentionWorker final : public cluster::AttentionWorker::Service {
   std::vector<cluster::RunRequest> runs() {
     absl::MutexLock lock(&mu_);
     return runs_;
+  }
+  // Each Run's `authorization` metadata ("" when absent).
+  std::vector<std::string> authorizations() {
+    absl::MutexLock lock(&mu_);
+    return authorizations_;
   }
   std::vector<uint64_t> cancelled() {
     absl::MutexLock lock(&mu_);
@@ -196,6 +210,7 @@ class FakeAttentionWorker final : public cluster::AttentionWorker::Service {
   std::string address_;
   absl::Mutex mu_;
   std::vector<cluster::RunRequest> runs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> authorizations_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> cancelled_ ABSL_GUARDED_BY(mu_);
   bool released_ ABSL_GUARDED_BY(mu_) = false;
 };

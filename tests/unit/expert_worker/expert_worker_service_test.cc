@@ -12,6 +12,7 @@
 #include "expert_worker/expert_server.h"
 #include "gtest/gtest.h"
 #include "tests/unit/expert_worker/test_experts.h"
+#include "transport/grpc/auth.h"
 
 namespace yard::expert_worker {
 namespace {
@@ -30,7 +31,7 @@ class ExpertWorkerServiceTest : public ::testing::Test {
     options.hidden = kHidden;
     options.capacity = kCapacity;
     server_ = std::make_unique<ExpertServer>(experts_.views(), options);
-    service_ = std::make_unique<ExpertWorkerService>(*server_);
+    service_ = std::make_unique<ExpertWorkerService>(*server_, kToken);
     int port = 0;
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -38,8 +39,9 @@ class ExpertWorkerServiceTest : public ::testing::Test {
     grpc_server_ = builder.BuildAndStart();
     ASSERT_NE(grpc_server_, nullptr);
     ASSERT_GT(port, 0);
-    stub_ = cluster::ExpertWorker::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    address_ = "127.0.0.1:" + std::to_string(port);
+    stub_ = cluster::ExpertWorker::NewStub(
+        transport::CreateChannel(address_, transport::ChannelSecurity{.token = kToken}));
   }
   void TearDown() override {
     if (grpc_server_ != nullptr) grpc_server_->Shutdown();
@@ -66,6 +68,8 @@ class ExpertWorkerServiceTest : public ::testing::Test {
     return stub_->ReleaseSlots(&context, request, &response);
   }
 
+  static constexpr const char* kToken = "worker-cluster-token";
+  std::string address_;
   TestExperts experts_;
   std::unique_ptr<ExpertServer> server_;
   std::unique_ptr<ExpertWorkerService> service_;
@@ -88,6 +92,26 @@ TEST_F(ExpertWorkerServiceTest, LoadSlotsLoadsAndListsTheSlots) {
   EXPECT_EQ(server_->SlotsUsed(), 2u);
   EXPECT_TRUE(Release({2, 0}).ok());
   EXPECT_EQ(server_->SlotsUsed(), 0u);
+}
+
+TEST_F(ExpertWorkerServiceTest, CallsWithoutTheClusterTokenAreUnauthenticated) {
+  for (const std::string token : {"", "wrong"}) {
+    auto stub = cluster::ExpertWorker::NewStub(
+        transport::CreateChannel(address_, transport::ChannelSecurity{.token = token}));
+    grpc::ClientContext load_context;
+    cluster::LoadSlotsRequest load;
+    cluster::SlotLoad* s = load.add_slots();
+    s->set_slot(0);
+    s->set_layer(1);
+    cluster::LoadSlotsResponse loaded;
+    EXPECT_EQ(stub->LoadSlots(&load_context, load, &loaded).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    grpc::ClientContext release_context;
+    cluster::ReleaseSlotsRequest release;
+    cluster::ReleaseSlotsResponse released;
+    EXPECT_EQ(stub->ReleaseSlots(&release_context, release, &released).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
 }
 
 TEST_F(ExpertWorkerServiceTest, LoadSlotsBeyondCapacityIsInvalidArgument) {

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -113,6 +114,39 @@ TEST_P(UcxExchangeTest, ThousandSmallMessagesArriveInOrder) {
     ASSERT_EQ(index, i) << "out of order at " << i;
   }
   ASSERT_TRUE(sent.WaitFor(kCount));
+}
+
+// A third endpoint that is not among the registered peers gets nothing through, in
+// either size class (eager, rendezvous), while a registered one still does.
+TEST_P(UcxExchangeTest, MessagesFromAPeerNotAllowedAreRefused) {
+  SendLog sent;
+  Pair pair(WithTransports(GetParam()));
+  ASSERT_NE(pair.a, nullptr);
+  ASSERT_NE(pair.b, nullptr);
+  pair.b->SetAllowedPeers({kA});
+  constexpr PeerId kStranger = 3;
+  Inbox stranger_inbox;
+  std::unique_ptr<UcxDataPlane> stranger =
+      MakePlane(WithTransports(GetParam()), kStranger, stranger_inbox);
+  ASSERT_NE(stranger, nullptr);
+  ASSERT_TRUE(stranger->Connect(kB, pair.b->LocalAddress()).ok());
+  stranger->Send(kB, PatternPayload(64, 1), sent.Done());
+  stranger->Send(kB, PatternPayload(8 << 20, 2), sent.Done());
+  const auto deadline = std::chrono::steady_clock::now() + testing::kDeadline;
+  while (pair.b->refused_messages() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(pair.b->refused_messages(), 2u);
+
+  const Payload welcome = PatternPayload(64, 3);
+  pair.a->Send(kB, welcome, sent.Done());
+  ASSERT_TRUE(pair.inbox_b.WaitForMessages(1));
+  const std::vector<Inbox::Message> got = pair.inbox_b.TakeMessages();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].from, kA);
+  EXPECT_TRUE(got[0].bytes == *welcome);
+  EXPECT_EQ(pair.b->refused_messages(), 2u);
+  ASSERT_TRUE(sent.WaitFor(3));
 }
 
 // Rendezvous messages are fetched after their header arrives, so an eager message sent
