@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -26,6 +25,7 @@
 #include "engine/local_engine.h"
 #include "model/tokenizer/tokenizer.h"
 #include "transport/grpc/cluster_client.h"
+#include "transport/placement_peers.h"
 #include "transport/grpc/cluster_security_flags.h"
 #include "transport/ucx/ucx_data_plane.h"
 
@@ -83,10 +83,8 @@ int Run() {
   // The data plane's handlers reach the backend, created just after it: the pointer is
   // set before any peer is connected, so no message can arrive earlier.
   std::atomic<RemoteExpertBackend*> backend{nullptr};
-  // Connected peers (placement watch thread); a lost one is forgotten (data plane
-  // thread), so that a placement naming it again connects afresh.
-  std::mutex peers_mu;
-  std::set<uint32_t> connected;
+  // A lost peer is forgotten, so that a placement naming it again connects afresh.
+  transport::PlacementPeers peers("attention_worker");
   transport::UcxOptions ucx;
   ucx.transports = absl::GetFlag(FLAGS_ucx_tls);
   ucx.config.push_back({"RNDV_SCHEME", absl::GetFlag(FLAGS_ucx_rndv_scheme)});
@@ -100,10 +98,7 @@ int Run() {
               [&](transport::PeerId peer, absl::Status why) {
                 std::fprintf(stderr, "attention_worker: peer %u: %s\n", peer,
                              std::string(why.message()).c_str());
-                {
-                  std::lock_guard<std::mutex> lock(peers_mu);
-                  connected.erase(peer);
-                }
+                peers.Forget(peer);
                 if (RemoteExpertBackend* b = backend.load()) b->OnPeerError(peer, why);
               }});
   if (!data_plane.ok()) return Fail(data_plane.status().message());
@@ -191,22 +186,9 @@ int Run() {
   std::fflush(stdout);
 
   coordinator->StartPlacementWatch(id, [&](const cluster::Placement& placement) {
-    plane.SetAllowedPeers(transport::PeerIds(placement));
-    for (const cluster::Peer& peer : placement.peers()) {
-      {
-        std::lock_guard<std::mutex> lock(peers_mu);
-        if (peer.worker_id() == id || !connected.insert(peer.worker_id()).second) continue;
-      }
-      const absl::Status s = plane.Connect(peer.worker_id(), peer.data_plane_address());
-      if (s.ok()) {
-        remote.OnPeerConnected(peer.worker_id());
-      } else {
-        std::lock_guard<std::mutex> lock(peers_mu);
-        connected.erase(peer.worker_id());
-        std::fprintf(stderr, "attention_worker: cannot connect to worker %u: %s\n",
-                     peer.worker_id(), std::string(s.message()).c_str());
-      }
-    }
+    peers.Update(plane, id, placement, [&remote](transport::PeerId peer) {
+      remote.OnPeerConnected(peer);
+    });
     absl::StatusOr<ExpertRouting> routing =
         ExpertRouting::FromPlacement(placement, moe_layers, config->n_routed_experts);
     if (!routing.ok()) {

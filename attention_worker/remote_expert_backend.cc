@@ -325,9 +325,8 @@ absl::Status RemoteExpertBackend::Finish(int micro_batch, float* out) {
         absl::StrAppend(&message, "; ", f.orphans.size(), " rows have no live replica");
       }
       if (!f.cause.ok()) absl::StrAppend(&message, " (", f.cause.message(), ")");
-      const absl::StatusCode code = f.cause.ok() || f.cause.code() == absl::StatusCode::kDeadlineExceeded
-                                        ? absl::StatusCode::kDeadlineExceeded
-                                        : f.cause.code();
+      const absl::StatusCode code =
+          f.cause.ok() ? absl::StatusCode::kDeadlineExceeded : f.cause.code();
       EndRequest(f);
       return absl::Status(code, message);
     }

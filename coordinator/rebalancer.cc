@@ -117,16 +117,12 @@ Membership::Listener Rebalancer::MakeListener(absl::AnyInvocable<void(std::strin
 void Rebalancer::OnWorkers(WorkerSnapshot workers) {
   YARD_DCHECK_ON_STRAND(actor_);
   // Heartbeats notify too: act only when which expert workers are alive changed.
-  auto live_experts = [](const WorkerSnapshot& table) {
-    std::set<uint32_t> ids;
-    for (const WorkerRecord& w : table) {
-      if (w.alive && w.info.role() == cluster::ROLE_EXPERT) ids.insert(w.id);
-    }
-    return ids;
-  };
-  const bool changed = live_experts(workers) != live_experts(workers_);
-  workers_ = std::move(workers);
-  if (!changed) return;
+  std::set<uint32_t> live;
+  for (const WorkerRecord& w : workers) {
+    if (w.alive && w.info.role() == cluster::ROLE_EXPERT) live.insert(w.id);
+  }
+  if (live == live_experts_) return;
+  live_experts_ = std::move(live);
   repair_due_ = true;
   MaybeRepair();
 }

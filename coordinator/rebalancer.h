@@ -176,7 +176,7 @@ class Rebalancer {
   // On the strand:
   std::unique_ptr<Job> job_;
   std::set<uint32_t> drained_;  // expert workers no plan may use
-  WorkerSnapshot workers_;      // the latest membership table
+  std::set<uint32_t> live_experts_;  // live expert workers in the latest membership table
   std::set<uint32_t> joined_;   // expert workers a join job ran for
   bool repair_due_ = false;     // the membership changed since the last repair check
   absl::AnyInvocable<void(std::string)> repair_log_;

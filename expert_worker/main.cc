@@ -6,8 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -22,6 +20,7 @@
 #include "expert_worker/expert_worker_service.h"
 #include "model/checkpoint/checkpoint.h"
 #include "transport/grpc/cluster_client.h"
+#include "transport/placement_peers.h"
 #include "transport/grpc/cluster_security_flags.h"
 #include "transport/ucx/ucx_data_plane.h"
 
@@ -106,8 +105,7 @@ int Run() {
 
   // Attention workers are data-plane peers: connect to each once (combines go back).
   // Declared before the client, whose watch thread uses them until it is destroyed.
-  std::mutex peers_mu;
-  std::set<uint32_t> connected;
+  transport::PlacementPeers peers("expert_worker");
   transport::ClusterClient coordinator(absl::GetFlag(FLAGS_coordinator), *security);
   cluster::RegisterRequest registration;
   cluster::WorkerInfo* info = registration.mutable_info();
@@ -138,18 +136,7 @@ int Run() {
       [](absl::StatusOr<cluster::HeartbeatResponse>) {});
   transport::UcxDataPlane& plane = **data_plane;
   coordinator.StartPlacementWatch(id, [&](const cluster::Placement& placement) {
-    std::lock_guard<std::mutex> lock(peers_mu);
-    plane.SetAllowedPeers(transport::PeerIds(placement));
-    for (const cluster::Peer& peer : placement.peers()) {
-      if (peer.worker_id() == id || connected.count(peer.worker_id())) continue;
-      const absl::Status s = plane.Connect(peer.worker_id(), peer.data_plane_address());
-      if (s.ok()) {
-        connected.insert(peer.worker_id());
-      } else {
-        std::fprintf(stderr, "expert_worker: cannot connect to worker %u: %s\n",
-                     peer.worker_id(), std::string(s.message()).c_str());
-      }
-    }
+    peers.Update(plane, id, placement);
   });
 
   actor::EventLoop loop(1);

@@ -9,7 +9,6 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -23,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "proto/generation.grpc.pb.h"
+#include "tests/util/greedy_stream.h"
 #include "tests/util/local_cluster.h"
 #include "tests/util/run_binary.h"
 #include "tests/util/test_model.h"
@@ -48,47 +48,18 @@ std::vector<std::vector<int32_t>> Prompts() {
   return prompts;
 }
 
-struct Stream {
-  std::vector<int32_t> tokens;
-  std::vector<Clock::time_point> arrivals;
-  std::string error;
-};
+using Stream = testing::TimedStream;
 
-Stream Generate(generation::Generation::Stub& stub, const std::vector<int32_t>& prompt) {
-  generation::GenerateRequest request;
-  for (int32_t t : prompt) request.mutable_token_ids()->add_ids(t);
-  request.set_max_tokens(kMaxTokens);
-  request.set_ignore_eos(true);
-  request.mutable_sampling()->set_temperature(0);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(180));
-  Stream out;
-  auto reader = stub.Generate(&context, request);
-  generation::GenerateResponse response;
-  while (reader->Read(&response)) {
-    for (int32_t t : response.token_ids()) {
-      out.tokens.push_back(t);
-      out.arrivals.push_back(Clock::now());
-    }
-  }
-  const grpc::Status status = reader->Finish();
-  if (!status.ok()) out.error = std::to_string(status.error_code()) + ": " + status.error_message();
-  return out;
-}
-
-// All prompts at once, one stream each; `during` runs on this thread meanwhile, once
-// every stream has its first tokens.
+// All prompts at once, one stream each; `during` runs on this thread meanwhile.
 std::vector<Stream> RunStreams(const std::shared_ptr<grpc::Channel>& channel,
                                const std::function<void()>& during = nullptr) {
   const std::vector<std::vector<int32_t>> prompts = Prompts();
   std::vector<Stream> streams(prompts.size());
-  std::atomic<int> started{0};
   std::vector<std::thread> clients;
   for (size_t i = 0; i < prompts.size(); ++i) {
     clients.emplace_back([&, i] {
       auto stub = generation::Generation::NewStub(channel);
-      streams[i] = Generate(*stub, prompts[i]);
-      started.fetch_add(1);
+      streams[i] = testing::GreedyStream(*stub, prompts[i], kMaxTokens, std::chrono::seconds(180));
     });
   }
   if (during) during();

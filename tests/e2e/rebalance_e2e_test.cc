@@ -24,6 +24,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/admin.grpc.pb.h"
 #include "proto/generation.grpc.pb.h"
+#include "tests/util/greedy_stream.h"
 #include "tests/util/local_cluster.h"
 #include "tests/util/run_binary.h"
 #include "tests/util/test_model.h"
@@ -49,35 +50,10 @@ std::vector<std::vector<int32_t>> SkewedPrompts() {
   return prompts;
 }
 
-struct Stream {
-  std::vector<int32_t> tokens;
-  std::vector<Clock::time_point> arrivals;  // per generated token
-  Clock::time_point sent, finished;
-  std::string error;
-};
+using Stream = testing::TimedStream;
 
 Stream Generate(generation::Generation::Stub& stub, const std::vector<int32_t>& prompt) {
-  generation::GenerateRequest request;
-  for (int32_t t : prompt) request.mutable_token_ids()->add_ids(t);
-  request.set_max_tokens(kMaxTokens);
-  request.set_ignore_eos(true);
-  request.mutable_sampling()->set_temperature(0);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  Stream out;
-  out.sent = Clock::now();
-  auto reader = stub.Generate(&context, request);
-  generation::GenerateResponse response;
-  while (reader->Read(&response)) {
-    for (int32_t t : response.token_ids()) {
-      out.tokens.push_back(t);
-      out.arrivals.push_back(Clock::now());
-    }
-  }
-  const grpc::Status status = reader->Finish();
-  out.finished = Clock::now();
-  if (!status.ok()) out.error = status.error_message();
-  return out;
+  return testing::GreedyStream(stub, prompt, kMaxTokens, std::chrono::seconds(120));
 }
 
 // Max / mean of the expert workers' routed rows under the newest placement version

@@ -107,10 +107,4 @@ absl::Status ClusterClient::ReportLoad(const cluster::LoadReport& report) {
   return FromGrpc(stub_->ReportLoad(&context, report, &response));
 }
 
-std::set<uint32_t> PeerIds(const cluster::Placement& placement) {
-  std::set<uint32_t> ids;
-  for (const cluster::Peer& peer : placement.peers()) ids.insert(peer.worker_id());
-  return ids;
-}
-
 }  // namespace yard::transport

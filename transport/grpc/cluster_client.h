@@ -16,7 +16,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 
@@ -70,10 +69,6 @@ class ClusterClient {
   std::thread heartbeat_thread_;
   std::thread watch_thread_;
 };
-
-// The worker ids of a placement's peers: the registered workers whose data-plane
-// messages a worker accepts (UcxDataPlane::SetAllowedPeers).
-std::set<uint32_t> PeerIds(const cluster::Placement& placement);
 
 }  // namespace yard::transport
 

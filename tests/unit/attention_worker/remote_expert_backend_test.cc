@@ -78,26 +78,33 @@ class FakeDataPlane : public transport::DataPlaneInterface {
   std::vector<PeerId> disconnected;
 };
 
-// Layer 1: expert 0 on A slot 0 and B slot 0 (two replicas), expert 1 on A slot 1,
-// expert 2 on B slot 1.
-std::shared_ptr<const ExpertRouting> Routing(uint64_t version = 5) {
+struct SlotOf {
+  PeerId worker;
+  uint32_t slot;
+  uint32_t expert;
+};
+
+// Placement `version` with these slots of layer kLayer, as the backend routes by it.
+std::shared_ptr<const ExpertRouting> RoutingOf(uint64_t version, const std::vector<SlotOf>& slots) {
   cluster::Placement p;
   p.set_version(version);
   cluster::LayerPlacement* layer = p.add_layers();
   layer->set_layer(kLayer);
-  auto add = [&](uint32_t worker, uint32_t slot, uint32_t expert) {
+  for (const SlotOf& slot : slots) {
     cluster::Slot* s = layer->add_slots();
-    s->set_worker_id(worker);
-    s->set_slot(slot);
-    s->set_logical_expert(expert);
-  };
-  add(kWorkerA, 0, 0);
-  add(kWorkerB, 0, 0);
-  add(kWorkerA, 1, 1);
-  add(kWorkerB, 1, 2);
+    s->set_worker_id(slot.worker);
+    s->set_slot(slot.slot);
+    s->set_logical_expert(slot.expert);
+  }
   absl::StatusOr<ExpertRouting> routing = ExpertRouting::FromPlacement(p, {false, true}, kExperts);
   EXPECT_TRUE(routing.ok()) << routing.status();
   return std::make_shared<const ExpertRouting>(*std::move(routing));
+}
+
+// Layer 1: expert 0 on A slot 0 and B slot 0 (two replicas), expert 1 on A slot 1,
+// expert 2 on B slot 1.
+std::shared_ptr<const ExpertRouting> Routing(uint64_t version = 5) {
+  return RoutingOf(version, {{kWorkerA, 0, 0}, {kWorkerB, 0, 0}, {kWorkerA, 1, 1}, {kWorkerB, 1, 2}});
 }
 
 RemoteExpertOptions Options(WireDType dtype = WireDType::kFP32,
@@ -459,19 +466,7 @@ TEST(RemoteExpertBackendTest, LostWorkersRowsGoToSurvivorsAndToTheNextPlacement)
   EXPECT_EQ(plane.sent[2].to, kWorkerA);
   EXPECT_EQ(resent.routes, (std::vector<TokenRoute>{{0, 2}}));
   // v6 moves expert 2 to A's slot 2.
-  cluster::Placement p;
-  p.set_version(6);
-  cluster::LayerPlacement* layer = p.add_layers();
-  layer->set_layer(kLayer);
-  for (auto [slot, expert] : {std::pair{0, 0}, std::pair{1, 1}, std::pair{2, 2}}) {
-    cluster::Slot* s = layer->add_slots();
-    s->set_worker_id(kWorkerA);
-    s->set_slot(slot);
-    s->set_logical_expert(expert);
-  }
-  absl::StatusOr<ExpertRouting> v6 = ExpertRouting::FromPlacement(p, {false, true}, kExperts);
-  ASSERT_TRUE(v6.ok()) << v6.status();
-  backend.OfferRouting(std::make_shared<const ExpertRouting>(*std::move(v6)));
+  backend.OfferRouting(RoutingOf(6, {{kWorkerA, 0, 0}, {kWorkerA, 1, 1}, {kWorkerA, 2, 2}}));
   const Dispatch moved = DecodeDispatch(plane.WaitSent(4));
   EXPECT_EQ(plane.sent[3].to, kWorkerA);
   EXPECT_EQ(moved.routes, (std::vector<TokenRoute>{{2, 3}}));

@@ -1,0 +1,34 @@
+#include "transport/placement_peers.h"
+
+#include <cstdio>
+
+namespace yard::transport {
+
+void PlacementPeers::Update(UcxDataPlane& plane, PeerId self, const cluster::Placement& placement,
+                            const std::function<void(PeerId)>& on_connected) {
+  std::set<PeerId> allowed;
+  for (const cluster::Peer& peer : placement.peers()) allowed.insert(peer.worker_id());
+  plane.SetAllowedPeers(std::move(allowed));
+  for (const cluster::Peer& peer : placement.peers()) {
+    const PeerId id = peer.worker_id();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (id == self || !connected_.insert(id).second) continue;
+    }
+    const absl::Status s = plane.Connect(id, peer.data_plane_address());
+    if (!s.ok()) {
+      Forget(id);
+      std::fprintf(stderr, "%s: cannot connect to worker %u: %s\n", who_.c_str(), id,
+                   std::string(s.message()).c_str());
+      continue;
+    }
+    if (on_connected) on_connected(id);
+  }
+}
+
+void PlacementPeers::Forget(PeerId peer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  connected_.erase(peer);
+}
+
+}  // namespace yard::transport

@@ -1,0 +1,41 @@
+// A worker's data-plane peers as the coordinator's placements name them: every placement
+// makes the data plane accept exactly its peers and connects those not connected yet.
+// Shared by attention and expert workers.
+//
+// Threading: Update runs on the placement-watch thread; Forget on any (the data plane's
+// peer-error handler). Ownership: borrows nothing between calls.
+#ifndef SWITCHYARD_TRANSPORT_PLACEMENT_PEERS_H_
+#define SWITCHYARD_TRANSPORT_PLACEMENT_PEERS_H_
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "proto/cluster.pb.h"
+#include "transport/ucx/ucx_data_plane.h"
+
+namespace yard::transport {
+
+class PlacementPeers {
+ public:
+  // `who` prefixes the log line of a failed connect ("attention_worker").
+  explicit PlacementPeers(std::string who) : who_(std::move(who)) {}
+
+  // Accepts only `placement`'s peers from now on and connects each one (other than
+  // `self`) not connected yet; `on_connected(peer)` follows each new connection.
+  void Update(UcxDataPlane& plane, PeerId self, const cluster::Placement& placement,
+              const std::function<void(PeerId)>& on_connected = nullptr);
+  // `peer`'s connection is gone: the next placement naming it connects it afresh.
+  void Forget(PeerId peer);
+
+ private:
+  const std::string who_;
+  std::mutex mu_;
+  std::set<PeerId> connected_;
+};
+
+}  // namespace yard::transport
+
+#endif  // SWITCHYARD_TRANSPORT_PLACEMENT_PEERS_H_
