@@ -14,6 +14,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "actor/event_loop.h"
 #include "attention_worker/attention_service.h"
 #include "attention_worker/engine_runner.h"
@@ -48,6 +49,9 @@ ABSL_FLAG(std::string, ucx_rndv_scheme, "am",
           "UCX rendezvous scheme for large messages. 'am' because UCX 1.13's TCP rendezvous "
           "can crash when a peer dies mid-transfer; 'auto' lets UCX choose (InfiniBand).");
 ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences decoded together at most.");
+ABSL_FLAG(int64_t, max_waiting, 256,
+          "Requests waiting for a place in the batch at most; more are refused with "
+          "RESOURCE_EXHAUSTED (the coordinator tries another attention worker); 0: no limit.");
 ABSL_FLAG(int32_t, micro_batches, 2,
           "2: a batch of two or more sequences runs as two micro-batches that take turns "
           "per MoE layer, so one's attention overlaps the other's expert round trip; 1: off.");
@@ -110,6 +114,7 @@ int Run() {
   engine_options.max_context = absl::GetFlag(FLAGS_max_context);
   engine_options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
   engine_options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  engine_options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   engine_options.micro_batches = absl::GetFlag(FLAGS_micro_batches);
   if (engine_options.micro_batches < 1 || engine_options.micro_batches > 2) {
     return Fail("--micro-batches must be 1 or 2");
@@ -137,7 +142,10 @@ int Run() {
   // thread at a step boundary; the heartbeat thread then acknowledges them.
   std::mutex placement_mu;
   std::shared_ptr<const ExpertRouting> pending_routing;
+  // Installs are counted, not compared by version: a restarted coordinator numbers
+  // its placements afresh, and each install is acknowledged once.
   std::atomic<uint64_t> installed_version{0};
+  std::atomic<uint64_t> installs{0};
   auto runner = std::make_unique<EngineRunner>((*local)->engine(), [&] {
     std::shared_ptr<const ExpertRouting> next;
     {
@@ -147,6 +155,7 @@ int Run() {
     if (next != nullptr) {
       remote.SetRouting(next);
       installed_version.store(next->version());
+      installs.fetch_add(1);
     }
   });
 
@@ -162,7 +171,9 @@ int Run() {
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || port == 0) return Fail("cannot start the gRPC service");
 
-  std::atomic<uint64_t> acked_version{0};
+  std::atomic<uint64_t> acked_installs{0};
+  actor::EventLoop loop(1);  // before the client: a lost identity stops it
+  std::atomic<bool> identity_lost{false};
   auto coordinator = std::make_unique<transport::ClusterClient>(absl::GetFlag(FLAGS_coordinator),
                                                                  *security);
   // Its threads' callbacks use it through this pointer (valid until they are joined).
@@ -206,39 +217,49 @@ int Run() {
   const auto heartbeat = std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
   const auto load_interval = std::chrono::milliseconds(absl::GetFlag(FLAGS_load_report_ms));
   auto last_load_report = std::chrono::steady_clock::now();
-  coordinator->StartHeartbeats(
-      heartbeat,
-      [&] {
-        const uint64_t installed = installed_version.load();
-        if (installed > acked_version.load() && client->AckPlacement(id, installed).ok()) {
-          acked_version.store(installed);
+  auto fill_heartbeat = [&] {
+    const uint64_t installed = installs.load();
+    if (installed > acked_installs.load() &&
+        client->AckPlacement(id, installed_version.load()).ok()) {
+      acked_installs.store(installed);
+    }
+    // The heartbeat thread also carries the load counts (a report lost to an error
+    // is dropped: the coordinator's window is statistics, not accounting).
+    if (std::chrono::steady_clock::now() - last_load_report >= load_interval) {
+      last_load_report = std::chrono::steady_clock::now();
+      for (const cluster::LoadReport& report : remote.TakeLoad(id)) {
+        if (absl::Status s = client->ReportLoad(report); !s.ok()) {
+          std::fprintf(stderr, "attention_worker: load report: %s\n",
+                       std::string(s.message()).c_str());
         }
-        // The heartbeat thread also carries the load counts (a report lost to an error
-        // is dropped: the coordinator's window is statistics, not accounting).
-        if (std::chrono::steady_clock::now() - last_load_report >= load_interval) {
-          last_load_report = std::chrono::steady_clock::now();
-          for (const cluster::LoadReport& report : remote.TakeLoad(id)) {
-            if (absl::Status s = client->ReportLoad(report); !s.ok()) {
-              std::fprintf(stderr, "attention_worker: load report: %s\n",
-                           std::string(s.message()).c_str());
-            }
-          }
-        }
-        const EngineLoad load = runner->load();
-        cluster::HeartbeatRequest beat;
-        beat.set_worker_id(id);
-        beat.set_running_requests(static_cast<int32_t>(load.active_requests));
-        beat.set_kv_blocks_used(load.kv_blocks_used);
-        beat.set_kv_blocks_total(load.kv_blocks_total);
-        const DecodeStepTimes steps = runner->TakeDecodeSteps();
-        beat.mutable_decode_steps()->set_count(steps.count);
-        beat.mutable_decode_steps()->set_p50_ms(steps.p50_ms);
-        beat.mutable_decode_steps()->set_max_ms(steps.max_ms);
-        return beat;
-      },
-      [](absl::StatusOr<cluster::HeartbeatResponse>) {});
+      }
+    }
+    const EngineLoad load = runner->load();
+    cluster::HeartbeatRequest beat;
+    beat.set_worker_id(id);
+    beat.set_running_requests(static_cast<int32_t>(load.active_requests));
+    beat.set_kv_blocks_used(load.kv_blocks_used);
+    beat.set_kv_blocks_total(load.kv_blocks_total);
+    const DecodeStepTimes steps = runner->TakeDecodeSteps();
+    beat.mutable_decode_steps()->set_count(steps.count);
+    beat.mutable_decode_steps()->set_p50_ms(steps.p50_ms);
+    beat.mutable_decode_steps()->set_max_ms(steps.max_ms);
+    return beat;
+  };
+  transport::ClusterClient::HeartbeatHandlers handlers{
+      .fill = fill_heartbeat,
+      .registration =
+          [&installed_version, registration] {
+            cluster::RegisterRequest again = registration;
+            again.mutable_info()->set_placement_version(installed_version.load());
+            return again;
+          }};
+  handlers.LogAndStopOnLostIdentity(absl::StrCat("attention_worker ", id), [&] {
+    identity_lost = true;
+    loop.Stop();
+  });
+  coordinator->StartHeartbeats(id, heartbeat, std::move(handlers));
 
-  actor::EventLoop loop(1);
   loop.HandleShutdownSignals();
   loop.Start();
   loop.Join();
@@ -250,7 +271,7 @@ int Run() {
   runner.reset();
   backend.store(nullptr);
   data_plane->reset();
-  return 0;
+  return identity_lost ? 1 : 0;
 }
 
 }  // namespace

@@ -24,7 +24,9 @@ void RemoteExpertBackend::SetRouting(std::shared_ptr<const ExpertRouting> routin
 
 void RemoteExpertBackend::OfferRouting(std::shared_ptr<const ExpertRouting> routing) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (offered_ == nullptr || routing->version() > offered_->version()) offered_ = routing;
+  // The latest arrival, not the highest version: a restarted coordinator numbers its
+  // placements afresh.
+  offered_ = std::move(routing);
   arrived_.notify_all();
 }
 
@@ -71,7 +73,7 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
   for (int64_t i = 0; i < total; ++i) rows[i] = static_cast<uint32_t>(i);
   auto by_worker = Assign(*routing_, f, rows, f.orphans);
   if (!f.orphans.empty()) {
-    f.orphans_tried_version = routing_->version();
+    f.orphans_tried = routing_;
     f.cause = absl::UnavailableError("an expert has no live replica");
   }
   stats_.rows += total;
@@ -257,9 +259,10 @@ std::vector<uint32_t> RemoteExpertBackend::TakeRowsToResend(
       take_unanswered(d);
     }
   }
-  by = routing_;
-  if (offered_ != nullptr && offered_->version() > by->version()) by = offered_;
-  if (!f.orphans.empty() && by->version() != f.orphans_tried_version) {
+  // Offered placements arrive before they are installed, so the offered one is never
+  // older than routing_.
+  by = offered_ != nullptr ? offered_ : routing_;
+  if (!f.orphans.empty() && by != f.orphans_tried) {
     for (const uint32_t row : f.orphans) {
       if (f.answered_by[row] == 0) rows.push_back(row);
     }
@@ -301,7 +304,7 @@ absl::Status RemoteExpertBackend::Finish(int micro_batch, float* out) {
     if (!rows.empty()) {
       std::vector<uint32_t> orphans;
       auto by_worker = Assign(*by, f, rows, orphans);
-      if (!orphans.empty()) f.orphans_tried_version = by->version();
+      if (!orphans.empty()) f.orphans_tried = by;
       f.orphans.insert(f.orphans.end(), orphans.begin(), orphans.end());
       stats_.resent_rows += rows.size() - orphans.size();
       if (!by_worker.empty()) {

@@ -80,9 +80,9 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
 
   // Installs the placement to route by (takes effect at the next Start).
   void SetRouting(std::shared_ptr<const ExpertRouting> routing);
-  // Any thread: a newer placement than the one installed, for re-sending the rows of a
-  // step in flight whose experts lost every replica (SetRouting still follows at the
-  // next step boundary).
+  // Any thread: each placement as it arrives (before SetRouting installs it), for
+  // re-sending the rows of a step in flight whose experts lost every replica. The
+  // latest arrival wins, whatever its version (a restarted coordinator starts anew).
   void OfferRouting(std::shared_ptr<const ExpertRouting> routing);
   // Any thread: `peer` is connected (again) and may be routed to.
   void OnPeerConnected(transport::PeerId peer);
@@ -125,7 +125,7 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
     std::map<uint64_t, Dispatch> dispatches;  // by step id
     std::vector<uint64_t> order;              // step ids of the combines taken
     std::vector<uint32_t> orphans;            // rows with no live replica yet
-    uint64_t orphans_tried_version = 0;       // routing version they last failed with
+    std::shared_ptr<const ExpertRouting> orphans_tried;  // the routing they last failed with
     std::set<transport::PeerId> avoid;        // workers late for this request
     absl::Status cause;                       // why rows had to be re-sent (last)
     absl::Status failure;                     // beyond repair
@@ -164,7 +164,7 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
   InFlight in_flight_[engine::kMaxMicroBatches];
   std::set<transport::PeerId> dead_;                // lost peers, until reconnected
   std::set<transport::PeerId> to_disconnect_;       // sent garbage; closed by the engine thread
-  std::shared_ptr<const ExpertRouting> offered_;  // newest placement seen
+  std::shared_ptr<const ExpertRouting> offered_;  // latest placement to arrive
   RemoteExpertStats stats_;
 
   // Engine thread scratch.

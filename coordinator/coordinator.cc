@@ -77,11 +77,15 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   placement_options.expected_attention_workers = options_.attention_workers;
   placement_options.expected_expert_workers = options_.expert_workers;
   placement_options.replicas = options_.expert_replicas;
+  auto log_line = [](const std::string& line) {
+    std::fprintf(stderr, "coordinator: %s\n", line.c_str());
+  };
+  placement_options.log = log_line;
   Membership* membership = membership_.get();
   placement_ = std::make_unique<PlacementController>(
       std::move(placement_options), *loader,
       [membership](uint64_t version) { membership->SetPlacementVersion(version); }, executor);
-  router_ = std::make_unique<Router>(executor);
+  router_ = std::make_unique<Router>(executor, options_.max_requests);
   load_ = std::make_unique<ExpertLoadWindow>(moe_layers, config_.n_routed_experts,
                                              options_.load_window, clock);
   RebalanceOptions rebalance;
@@ -95,7 +99,6 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   rebalance.auto_interval = options_.auto_rebalance_interval;
   rebalancer_ =
       std::make_unique<Rebalancer>(std::move(rebalance), *placement_, *load_, *loader, executor);
-  auto log_line = [](std::string line) { std::fprintf(stderr, "coordinator: %s\n", line.c_str()); };
   rebalancer_->StartAuto(log_line);
   membership_->Subscribe(placement_->MakeListener());
   membership_->Subscribe(router_->MakeListener());

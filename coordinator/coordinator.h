@@ -63,6 +63,8 @@ struct CoordinatorOptions {
   // PEM files for TLS on the server; both empty: plaintext.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Generate requests in flight at most; more are RESOURCE_EXHAUSTED (0: no limit).
+  int64_t max_requests = 4096;
   // Largest request message accepted (larger: RESOURCE_EXHAUSTED before any handler).
   int max_receive_bytes = 4 << 20;
   // Rebalancing (RebalanceOptions): expert-worker nodes, stickiness tolerance, spare

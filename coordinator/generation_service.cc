@@ -149,15 +149,25 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
 
   void OnRouted(absl::StatusOr<Route> route) {
     if (!route.ok()) {
-      if (resumes_ > 0 && !finished_ && route.status().code() == absl::StatusCode::kUnavailable &&
-          resumes_ < kMaxResumes) {
-        return Resume();  // no attention worker right now: wait for one to (re)register
+      const absl::StatusCode code = route.status().code();
+      if (resumes_ > 0 && !finished_ && resumes_ < kMaxResumes &&
+          (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kResourceExhausted)) {
+        // No attention worker right now, or the coordinator is full: a request under
+        // way waits for one to (re)register or for room.
+        return Resume();
       }
       FinishOnce(transport::ToGrpc(route.status()));
       return MaybeDelete();
     }
     if (finished_) {  // cancelled while routing
       service_.deps().router->Finish(route->request_id);
+      return MaybeDelete();
+    }
+    if (last_failure_full_ && generated_.empty() && failed_workers_.contains(route->worker_id)) {
+      // Each attention worker tried refused it for a full queue: so does the cluster.
+      service_.deps().router->Finish(route->request_id);
+      FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                              "every attention worker's waiting queue is full; retry later"));
       return MaybeDelete();
     }
     route_ = *std::move(route);
@@ -294,6 +304,7 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
                      absl::StatusCodeToString(transport::FromGrpc(status).code()).c_str(),
                      status.error_message().c_str(), generated_.size());
         failed_workers_.insert(route_.worker_id);
+        last_failure_full_ = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
         Resume();
       } else if (status.ok()) {
         FinishOnce(grpc::Status(grpc::StatusCode::INTERNAL,
@@ -355,6 +366,8 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
   std::vector<int32_t> generated_;  // tokens the client was sent
   int resumes_ = 0;
   absl::flat_hash_set<uint32_t> failed_workers_;
+  // The last worker refused the request for a full waiting queue.
+  bool last_failure_full_ = false;
   std::unique_ptr<boost::asio::steady_timer> timer_;
   bool first_response_ = true;
   bool saw_finish_ = false;

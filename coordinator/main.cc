@@ -54,6 +54,9 @@ ABSL_FLAG(std::string, api_key_file, "",
           "`authorization: Bearer KEY` for one of them (Health stays open); default: open");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls-key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(int64_t, max_requests, 4096,
+          "Generate requests in flight at most (streaming or queued on the workers); more "
+          "are refused with RESOURCE_EXHAUSTED; 0: no limit");
 ABSL_FLAG(int32_t, max_request_bytes, 4 << 20,
           "largest request message accepted; a larger one is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, rebalance_nodes, 1,
@@ -122,6 +125,8 @@ int main(int argc, char** argv) {
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.max_receive_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  options.max_requests = absl::GetFlag(FLAGS_max_requests);
+  if (options.max_requests < 0) return yard::Fail("--max-requests: must be >= 0");
   if (options.cluster_token.empty() && options.insecure_no_auth) {
     std::cerr << "coordinator: --insecure-no-auth: Cluster and Admin calls are not "
                  "authenticated\n";

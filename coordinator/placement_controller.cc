@@ -59,14 +59,41 @@ void PlacementController::MaybeStartLoading() {
     if (worker.alive && worker.info.role() == cluster::ROLE_EXPERT) experts.push_back(&worker);
   }
   if (static_cast<int>(experts.size()) < options_.expected_expert_workers) return;
+  // Versions go on above any a worker has seen (after a coordinator restart).
+  uint64_t newest = published_.version();
+  for (const WorkerRecord& worker : workers_) {
+    if (worker.alive) newest = std::max(newest, worker.info.placement_version());
+  }
+  const bool first = published_.version() == 0;
+  if (first) {
+    // Expert workers that outlived a coordinator restart may hold a whole placement:
+    // take it over as it is, with nothing to load.
+    std::vector<ExpertWorkerSlots> reported;
+    for (const WorkerRecord* worker : experts) {
+      reported.push_back({worker->id, worker->info.slot_capacity(),
+                          {worker->info.loaded_slots().begin(), worker->info.loaded_slots().end()}});
+    }
+    std::optional<cluster::Placement> adopted = PlacementFromLoadedSlots(
+        options_.moe_layers, options_.num_experts, reported, newest + 1);
+    if (adopted.has_value()) {
+      if (options_.log) {
+        options_.log(absl::StrCat("placement v", adopted->version(),
+                                  " taken over from the expert workers' slots (nothing loaded)"));
+      }
+      FillPeers(workers_, *adopted);
+      phase_ = Phase::kPublished;
+      last_error_ = absl::OkStatus();
+      DoPublish(*std::move(adopted));
+      return;
+    }
+  }
   experts.resize(std::max(options_.expected_expert_workers, 0));
   std::vector<ExpertWorkerCapacity> capacities;
   for (const WorkerRecord* worker : experts) {
     capacities.push_back({worker->id, worker->info.slot_capacity()});
   }
   absl::StatusOr<cluster::Placement> plan = PlanInitialPlacement(
-      options_.moe_layers, options_.num_experts, capacities, published_.version() + 1,
-      options_.replicas);
+      options_.moe_layers, options_.num_experts, capacities, newest + 1, options_.replicas);
   if (!plan.ok()) {
     last_error_ = plan.status();
     return;
@@ -81,9 +108,16 @@ void PlacementController::MaybeStartLoading() {
     return;
   }
   const uint64_t version = loading_.version();
+  if (options_.log) {
+    options_.log(absl::StrCat("loading placement v", version, " on ", experts.size(),
+                              " expert workers"));
+  }
   for (const WorkerRecord* worker : experts) {
     const uint32_t id = worker->id;
-    loader_.LoadSlots(worker->info.grpc_address(), LoadRequestFor(loading_, id),
+    cluster::LoadSlotsRequest request = LoadRequestFor(loading_, id);
+    // Whatever a slot held before (a coordinator restart) is in no placement now.
+    request.set_release_others(first);
+    loader_.LoadSlots(worker->info.grpc_address(), std::move(request),
                       actor_.Bind("placement.on_loaded",
                                   [this, version, id](
                                       absl::StatusOr<cluster::LoadSlotsResponse> result) {

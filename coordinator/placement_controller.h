@@ -4,9 +4,11 @@
 #define SWITCHYARD_COORDINATOR_PLACEMENT_CONTROLLER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -41,6 +43,9 @@ struct PlacementOptions {
   int expected_expert_workers = 1;
   // Slots per (layer, expert) in the initial placement, on distinct workers.
   int replicas = 1;
+  // Where the first placement comes from (loaded, or taken over after a restart); may
+  // be empty.
+  std::function<void(const std::string&)> log;
 };
 
 // What Health and Admin.Status show.
@@ -66,14 +71,17 @@ struct ClusterState {
 // The placement actor.
 //
 //   waiting ──enough expert workers alive (OnWorkers)──▶ loading
-//      ▲                                                    │ every LoadSlots ok
-//      └──── a LoadSlots failed / capacity short ◀──────────┤
-//                                                           ▼
-//                                       published(v1): pushed to every watcher
+//      │ ▲                                                  │ every LoadSlots ok
+//      │ └──── a LoadSlots failed / capacity short ◀────────┤
+//      │                                                    ▼
+//      └──their loaded slots cover every expert──▶ published: pushed to every watcher
 //
-// From `waiting` it retries on every membership change (heartbeats included).
-// Expert-worker failure recovery and rebalancing (versions > 1) are not done yet;
-// Publish() pushes any later version the same way.
+// From `waiting` it retries on every membership change (heartbeats included). After
+// a coordinator restart the expert workers re-register with the slots they hold:
+// when those cover every (layer, expert) the placement is taken over unchanged;
+// otherwise a fresh one is loaded, each worker first freeing what it held. Versions
+// continue above the newest any worker reports. Later versions (recovery,
+// rebalancing) come through Publish().
 //
 // Thread rule: public methods may be called from any thread (they post); callbacks
 // run on the strand. Ownership: `loader` is borrowed and must outlive the controller.

@@ -1,5 +1,10 @@
 #include "coordinator/placement_plan.h"
 
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace yard::coordinator {
@@ -58,6 +63,43 @@ absl::StatusOr<cluster::Placement> PlanInitialPlacement(
         next = (next + 1) % workers.size();
       }
     }
+  }
+  return placement;
+}
+
+std::optional<cluster::Placement> PlacementFromLoadedSlots(
+    const std::vector<uint32_t>& moe_layers, int64_t num_experts,
+    const std::vector<ExpertWorkerSlots>& workers, uint64_t version) {
+  std::map<uint32_t, size_t> layer_index;
+  for (size_t i = 0; i < moe_layers.size(); ++i) layer_index[moe_layers[i]] = i;
+  // Per layer: (worker, slot) → expert, ordered as the placement lists them.
+  std::vector<std::map<std::pair<uint32_t, uint32_t>, uint32_t>> layers(moe_layers.size());
+  for (const ExpertWorkerSlots& worker : workers) {
+    std::set<uint32_t> named;
+    for (const cluster::SlotLoad& slot : worker.loaded) {
+      auto layer = layer_index.find(slot.layer());
+      if (layer == layer_index.end() || slot.logical_expert() >= num_experts ||
+          slot.slot() >= static_cast<uint32_t>(std::max(worker.slot_capacity, 0)) ||
+          !named.insert(slot.slot()).second) {
+        return std::nullopt;
+      }
+      layers[layer->second][{worker.worker_id, slot.slot()}] = slot.logical_expert();
+    }
+  }
+  cluster::Placement placement;
+  placement.set_version(version);
+  for (size_t i = 0; i < moe_layers.size(); ++i) {
+    std::set<uint32_t> covered;
+    cluster::LayerPlacement* layer = placement.add_layers();
+    layer->set_layer(moe_layers[i]);
+    for (const auto& [at, expert] : layers[i]) {
+      cluster::Slot* slot = layer->add_slots();
+      slot->set_worker_id(at.first);
+      slot->set_slot(at.second);
+      slot->set_logical_expert(expert);
+      covered.insert(expert);
+    }
+    if (static_cast<int64_t>(covered.size()) < num_experts) return std::nullopt;
   }
   return placement;
 }

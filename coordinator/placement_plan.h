@@ -4,6 +4,7 @@
 #define SWITCHYARD_COORDINATOR_PLACEMENT_PLAN_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,22 @@ struct ExpertWorkerCapacity {
 absl::StatusOr<cluster::Placement> PlanInitialPlacement(
     const std::vector<uint32_t>& moe_layers, int64_t num_experts,
     const std::vector<ExpertWorkerCapacity>& workers, uint64_t version, int replicas = 1);
+
+// An expert worker's slots as it reported them on re-registering (WorkerInfo).
+struct ExpertWorkerSlots {
+  uint32_t worker_id = 0;
+  int32_t slot_capacity = 0;
+  std::vector<cluster::SlotLoad> loaded;
+};
+
+// The placement that the expert workers' loaded slots already form (a restarted
+// coordinator takes it over, so no expert is reloaded), numbered `version`; slots of a
+// layer in `moe_layers` order, each layer's by (worker, slot). nullopt unless every
+// (layer, expert) has a slot and every reported slot is valid: a MoE layer, an expert
+// below num_experts, a slot below the worker's capacity and named once.
+std::optional<cluster::Placement> PlacementFromLoadedSlots(
+    const std::vector<uint32_t>& moe_layers, int64_t num_experts,
+    const std::vector<ExpertWorkerSlots>& workers, uint64_t version);
 
 // What `placement` asks of `worker_id`: its slots, for LoadSlots.
 cluster::LoadSlotsRequest LoadRequestFor(const cluster::Placement& placement,

@@ -3,9 +3,12 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace yard::coordinator {
 
-Router::Router(actor::Actor::Executor executor) : actor_("router", std::move(executor)) {}
+Router::Router(actor::Actor::Executor executor, int64_t max_in_flight)
+    : max_in_flight_(max_in_flight), actor_("router", std::move(executor)) {}
 
 Router::~Router() = default;
 
@@ -34,6 +37,12 @@ void Router::Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Ro
                               avoid = std::move(avoid)]() mutable {
     if (draining_) {
       done(absl::UnavailableError("the coordinator is shutting down"));
+      return;
+    }
+    if (max_in_flight_ > 0 && static_cast<int64_t>(in_flight_.size()) >= max_in_flight_) {
+      done(absl::ResourceExhaustedError(absl::StrCat(
+          "the coordinator has ", in_flight_.size(),
+          " requests in flight, the most it takes (--max-requests); retry later")));
       return;
     }
     const WorkerRecord* best = nullptr;

@@ -42,7 +42,9 @@ struct RouterLoad {
 // on the strand. Ownership: the executor's io_context must outlive the router.
 class Router {
  public:
-  explicit Router(actor::Actor::Executor executor);
+  // `max_in_flight`: requests routed and not finished at most; beyond it Pick is
+  // RESOURCE_EXHAUSTED (0: no limit), so a flood is refused, not queued without bound.
+  explicit Router(actor::Actor::Executor executor, int64_t max_in_flight = 0);
   ~Router();
 
   Router(const Router&) = delete;
@@ -52,7 +54,8 @@ class Router {
   // A Membership::Listener that posts OnWorkers here.
   Membership::Listener MakeListener();
 
-  // UNAVAILABLE when no attention worker is alive or the router is draining. Workers in
+  // UNAVAILABLE when no attention worker is alive or the router is draining;
+  // RESOURCE_EXHAUSTED at max_in_flight. Workers in
   // `avoid` (those a resumed request just failed on) are taken only when no other is
   // alive.
   void Pick(int64_t cost_tokens, absl::AnyInvocable<void(absl::StatusOr<Route>)> done,
@@ -76,6 +79,8 @@ class Router {
   };
 
   void MaybeIdle();
+
+  const int64_t max_in_flight_;
 
   // All below: only on actor_'s strand.
   WorkerSnapshot workers_;

@@ -37,6 +37,7 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(
   engine_options.vocab_size = config.vocab_size;
   engine_options.scheduler.max_context = local->max_context_;
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;
+  engine_options.max_waiting = options.max_waiting;
   if (tokenizer != nullptr) {
     if (tokenizer->eos_id()) engine_options.scheduler.eos_token_ids = {*tokenizer->eos_id()};
     local->detokenizer_ = std::make_unique<TokenizerDetokenizer>(*tokenizer);

@@ -30,6 +30,9 @@ struct LocalEngineOptions {
   int block_tokens = 64;
   // Sequences decoded together at most.
   int max_num_seqs = 64;
+  // Requests waiting for a place in the batch at most; beyond it Submit is
+  // ResourceExhausted (EngineOptions::max_waiting; 0: no limit).
+  int64_t max_waiting = 0;
   // Where the routed experts run: nullptr computes them in this process; otherwise
   // borrowed (an attention worker's remote backend) and must outlive the engine.
   ExpertBackendInterface* experts = nullptr;

@@ -60,7 +60,7 @@ void ExpertServer::RunOnComputeThread(std::function<void()> task) {
   finished.wait();
 }
 
-absl::Status ExpertServer::LoadSlots(const std::vector<SlotLoad>& loads) {
+absl::Status ExpertServer::LoadSlots(const std::vector<SlotLoad>& loads, bool release_others) {
   // The weights' pages are read here, on the caller's thread; the compute thread then
   // only installs pointers between two batches, so no step waits on the loading.
   for (const SlotLoad& l : loads) {
@@ -68,6 +68,18 @@ absl::Status ExpertServer::LoadSlots(const std::vector<SlotLoad>& loads) {
   }
   absl::Status status;
   RunOnComputeThread([&] {
+    if (release_others) {
+      std::vector<bool> keep(slots_.capacity());
+      for (const SlotLoad& l : loads) {
+        const std::optional<SlotContents> held = slots_.Find(l.slot);
+        if (held && held->layer == l.layer && held->logical_expert == l.logical_expert) {
+          keep[l.slot] = true;
+        }
+      }
+      for (uint32_t s = 0; s < slots_.capacity(); ++s) {
+        if (!keep[s]) slots_.Release(s).IgnoreError();  // in range: cannot fail
+      }
+    }
     for (const SlotLoad& l : loads) {
       status = slots_.Load(l.slot, l.layer, l.logical_expert);
       if (!status.ok()) return;
@@ -85,6 +97,18 @@ absl::Status ExpertServer::ReleaseSlots(const std::vector<uint32_t>& slots) {
     }
   });
   return status;
+}
+
+std::vector<ExpertServer::SlotLoad> ExpertServer::LoadedSlots() {
+  std::vector<SlotLoad> loaded;
+  RunOnComputeThread([&] {
+    for (uint32_t s = 0; s < slots_.capacity(); ++s) {
+      if (const std::optional<SlotContents> held = slots_.Find(s)) {
+        loaded.push_back({s, held->layer, held->logical_expert});
+      }
+    }
+  });
+  return loaded;
 }
 
 uint32_t ExpertServer::SlotsUsed() {

@@ -85,9 +85,15 @@ class ExpertServer {
   };
   // Loads (pages in) or releases slots on the compute thread, between batches; blocks
   // the caller until done. The first error stops the list and is returned.
-  absl::Status LoadSlots(const std::vector<SlotLoad>& loads);
+  // `release_others`: first free every slot that `loads` does not name with the same
+  // contents (a coordinator's first placement: what the slots held before is not
+  // part of it).
+  absl::Status LoadSlots(const std::vector<SlotLoad>& loads, bool release_others = false);
   absl::Status ReleaseSlots(const std::vector<uint32_t>& slots);
   uint32_t SlotsUsed();
+  // Every slot that holds an expert, ascending (a re-registration reports them, so
+  // that a restarted coordinator can take the placement over as it is).
+  std::vector<SlotLoad> LoadedSlots();
 
   ExpertServerStats stats() const;
 

@@ -20,9 +20,13 @@ grpc::Status ExpertWorkerService::LoadSlots(grpc::ServerContext* context,
   for (const cluster::SlotLoad& s : request->slots()) {
     loads.push_back({s.slot(), s.layer(), s.logical_expert()});
   }
-  const absl::Status status = server_.LoadSlots(loads);
+  const absl::Status status = server_.LoadSlots(loads, request->release_others());
   if (!status.ok()) return transport::ToGrpc(status);
   for (const ExpertServer::SlotLoad& l : loads) response->add_loaded_slots(l.slot);
+  uint64_t newest = newest_placement_.load();
+  while (request->placement_version() > newest &&
+         !newest_placement_.compare_exchange_weak(newest, request->placement_version())) {
+  }
   return grpc::Status::OK;
 }
 

@@ -5,6 +5,8 @@
 #ifndef SWITCHYARD_EXPERT_WORKER_EXPERT_WORKER_SERVICE_H_
 #define SWITCHYARD_EXPERT_WORKER_EXPERT_WORKER_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,9 +31,14 @@ class ExpertWorkerService final : public cluster::ExpertWorker::Service {
                             const cluster::ReleaseSlotsRequest* request,
                             cluster::ReleaseSlotsResponse* response) override;
 
+  // The newest placement version a LoadSlots named (reported when re-registering, so
+  // that a restarted coordinator numbers its placements above it).
+  uint64_t newest_placement() const { return newest_placement_.load(); }
+
  private:
   ExpertServer& server_;
   std::vector<std::string> accepted_;
+  std::atomic<uint64_t> newest_placement_{0};
 };
 
 }  // namespace yard::expert_worker

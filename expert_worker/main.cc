@@ -3,6 +3,8 @@
 // workers over the UCX data plane until SIGINT/SIGTERM.
 #include <unistd.h>
 
+#include <atomic>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -11,6 +13,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "actor/event_loop.h"
 #include "common/cli.h"
 #include "common/process_memory.h"
@@ -104,7 +107,10 @@ int Run() {
   if (grpc_server == nullptr || port == 0) return Fail("cannot start the gRPC service");
 
   // Attention workers are data-plane peers: connect to each once (combines go back).
-  // Declared before the client, whose watch thread uses them until it is destroyed.
+  // Declared before the client, whose threads use them (and the loop, which a lost
+  // identity stops) until it is destroyed.
+  actor::EventLoop loop(1);
+  std::atomic<bool> identity_lost{false};
   transport::PlacementPeers peers("expert_worker");
   transport::ClusterClient coordinator(absl::GetFlag(FLAGS_coordinator), *security);
   cluster::RegisterRequest registration;
@@ -126,26 +132,43 @@ int Run() {
   std::printf("expert_worker %u ready: %d slots, gRPC %s:%d\n", id, slots, host.c_str(), port);
   std::fflush(stdout);
 
-  coordinator.StartHeartbeats(
-      std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms)),
-      [id] {
-        cluster::HeartbeatRequest beat;
-        beat.set_worker_id(id);
-        return beat;
-      },
-      [](absl::StatusOr<cluster::HeartbeatResponse>) {});
+  transport::ClusterClient::HeartbeatHandlers handlers{
+      .fill =
+          [id] {
+            cluster::HeartbeatRequest beat;
+            beat.set_worker_id(id);
+            return beat;
+          },
+      .registration =
+          [&server, &service, registration] {
+            // What it holds now: a restarted coordinator takes these slots over.
+            cluster::RegisterRequest again = registration;
+            for (const ExpertServer::SlotLoad& l : server.LoadedSlots()) {
+              cluster::SlotLoad* slot = again.mutable_info()->add_loaded_slots();
+              slot->set_slot(l.slot);
+              slot->set_layer(l.layer);
+              slot->set_logical_expert(l.logical_expert);
+            }
+            again.mutable_info()->set_placement_version(service.newest_placement());
+            return again;
+          }};
+  handlers.LogAndStopOnLostIdentity(absl::StrCat("expert_worker ", id), [&] {
+    identity_lost = true;
+    loop.Stop();
+  });
+  coordinator.StartHeartbeats(id, std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms)),
+                              std::move(handlers));
   transport::UcxDataPlane& plane = **data_plane;
   coordinator.StartPlacementWatch(id, [&](const cluster::Placement& placement) {
     peers.Update(plane, id, placement);
   });
 
-  actor::EventLoop loop(1);
   loop.HandleShutdownSignals();
   loop.Start();
   loop.Join();
   std::printf("expert_worker %u: shutting down\n", id);
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  return 0;
+  return identity_lost ? 1 : 0;
 }
 
 }  // namespace

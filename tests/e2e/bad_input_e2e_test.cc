@@ -4,12 +4,14 @@
 // tokens as before. (Text that is not UTF-8 cannot be sent: proto3 string fields are
 // checked by protobuf itself on both ends; the tokenizer's own check is unit-tested.)
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -62,6 +64,7 @@ class BadInputTest : public ::testing::Test {
                                  absl::StrCat("--max-context=", kMaxContext),
                                  "--max-request-bytes=1048576"};
     token_ = options.cluster_token;
+    Configure(options);
     auto cluster = testing::LocalCluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = *std::move(cluster);
@@ -70,6 +73,9 @@ class BadInputTest : public ::testing::Test {
     cluster_stub_ = cluster::Cluster::NewStub(channel);
     admin_ = admin::Admin::NewStub(channel);
   }
+
+  // A fixture's own flags on top of the above.
+  virtual void Configure(testing::LocalClusterOptions& options) {}
 
   void Key(grpc::ClientContext& c) { c.AddMetadata("authorization", absl::StrCat("Bearer ", kApiKey)); }
   void Token(grpc::ClientContext& c) { c.AddMetadata("authorization", "Bearer " + token_); }
@@ -509,6 +515,76 @@ TEST_F(BadInputTest, EveryMalformedRequestIsRefusedPreciselyAndTheClusterStillSe
   std::vector<int32_t> after;
   ASSERT_TRUE(Generate(greedy, &after).ok()) << cluster_->LogTails();
   EXPECT_EQ(after, before);
+}
+
+// Bounded queues. The attention worker runs 1 request and lets 1 wait
+// (--max-num-seqs, --max-waiting): a third is refused at once with RESOURCE_EXHAUSTED
+// (the coordinator has no other worker to try), the two accepted complete, and the
+// cluster serves afterwards.
+class WorkerQueueTest : public BadInputTest {
+ protected:
+  void Configure(testing::LocalClusterOptions& options) override {
+    options.worker_flags.push_back("--max-num-seqs=1");
+    options.worker_flags.push_back("--max-waiting=1");
+  }
+
+  // Starts a long greedy request on its own thread.
+  std::thread Long(int i, grpc::Status& status, std::vector<int32_t>& tokens) {
+    return std::thread([this, i, &status, &tokens] {
+      generation::GenerateRequest r = Tokens({0, 100 + i, 200 + i}, kLongTokens);
+      r.set_ignore_eos(true);
+      status = Generate(r, &tokens);
+    });
+  }
+  static constexpr int kLongTokens = 200;  // seconds of decoding: the others arrive meanwhile
+};
+
+TEST_F(WorkerQueueTest, AFullWaitingQueueIsResourceExhaustedAndAcceptedWorkCompletes) {
+  grpc::Status status[2];
+  std::vector<int32_t> tokens[2];
+  std::thread running = Long(0, status[0], tokens[0]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::thread waiting = Long(1, status[1], tokens[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::vector<int32_t> refused_tokens;
+  const grpc::Status refused = Generate(Tokens({0, 7, 8}, 8), &refused_tokens);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("waiting queue is full"), std::string::npos)
+      << refused.error_message();
+  EXPECT_TRUE(refused_tokens.empty());
+  running.join();
+  waiting.join();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(status[i].ok()) << i << ": " << status[i].error_message();
+    EXPECT_EQ(tokens[i].size(), static_cast<size_t>(kLongTokens)) << i;
+  }
+  std::vector<int32_t> after;
+  ASSERT_TRUE(Generate(Tokens({0, 7, 8}, 8), &after).ok()) << cluster_->LogTails();
+  EXPECT_EQ(after.size(), 8u);
+}
+
+// The coordinator's bound (--max-requests=1): a second request while one streams is
+// refused with RESOURCE_EXHAUSTED before reaching any worker.
+class CoordinatorBoundTest : public WorkerQueueTest {
+ protected:
+  void Configure(testing::LocalClusterOptions& options) override {
+    options.coordinator_flags.push_back("--max-requests=1");
+  }
+};
+
+TEST_F(CoordinatorBoundTest, BeyondMaxRequestsIsResourceExhausted) {
+  grpc::Status status;
+  std::vector<int32_t> tokens;
+  std::thread running = Long(0, status, tokens);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const grpc::Status refused = Generate(Tokens({0, 7, 8}, 8));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("--max-requests"), std::string::npos)
+      << refused.error_message();
+  running.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(tokens.size(), static_cast<size_t>(kLongTokens));
+  EXPECT_TRUE(Generate(Tokens({0, 7, 8}, 8)).ok());
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,6 +68,12 @@ std::vector<Stream> RunStreams(const std::shared_ptr<grpc::Channel>& channel,
   return streams;
 }
 
+// `yardctl status --json` as parsed JSON (discarded on a parse error).
+nlohmann::json Status(const std::string& yardctl) {
+  return nlohmann::json::parse(testing::RunBinary(yardctl + " status --json").out, nullptr,
+                               /*allow_exceptions=*/false);
+}
+
 struct Worker {
   int id = 0;
   int pid = 0;
@@ -75,9 +82,8 @@ struct Worker {
 
 // Live workers of `role` from `yardctl status --json`, ascending id.
 std::vector<Worker> Workers(const std::string& yardctl, const std::string& role) {
-  const testing::RunResult r = testing::RunBinary(yardctl + " status --json");
   std::vector<Worker> out;
-  const nlohmann::json status = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json status = Status(yardctl);
   if (status.is_discarded()) return out;
   for (const nlohmann::json& w : status["workers"]) {
     if (w["role"] != role || !w["healthy"].get<bool>()) continue;
@@ -96,42 +102,54 @@ struct Scenario {
   bool restart = false;
 };
 
+// The cluster of a scenario: tiny-v3, deterministic, fast heartbeats.
+testing::LocalClusterOptions ClusterOptions(const Scenario& scenario) {
+  testing::LocalClusterOptions options;
+  options.model_dir = TmpDir() + "/" + scenario.name;
+  const absl::Status written = testing::WriteTestModel("tiny-v3", options.model_dir);
+  EXPECT_TRUE(written.ok()) << written;
+  options.tokenizer_dir = testing::kTestTokenizerDir;
+  options.attention_workers = scenario.attention;
+  options.expert_workers = scenario.experts;
+  // A killed worker's gRPC stream and UCX endpoint fail at once; membership notices
+  // within the heartbeat timeout.
+  options.worker_flags = {"--deterministic", "--heartbeat-ms=50", "--expert-resend-ms=2000"};
+  options.coordinator_flags = scenario.coordinator_flags;
+  options.coordinator_flags.push_back("--heartbeat-timeout-ms=1000");
+  options.log_dir = TmpDir() + "/logs-" + scenario.name;
+  return options;
+}
+
 class FaultE2eTest : public ::testing::Test {
  protected:
-  void Run(const Scenario& scenario) {
-    testing::LocalClusterOptions options;
-    options.model_dir = TmpDir() + "/" + scenario.name;
-    const absl::Status written = testing::WriteTestModel("tiny-v3", options.model_dir);
-    ASSERT_TRUE(written.ok()) << written;
-    options.tokenizer_dir = testing::kTestTokenizerDir;
-    options.attention_workers = scenario.attention;
-    options.expert_workers = scenario.experts;
-    // A killed worker's gRPC stream and UCX endpoint fail at once; membership notices
-    // within the heartbeat timeout.
-    options.worker_flags = {"--deterministic", "--heartbeat-ms=50", "--expert-resend-ms=2000"};
-    options.coordinator_flags = scenario.coordinator_flags;
-    options.coordinator_flags.push_back("--heartbeat-timeout-ms=1000");
-    options.log_dir = TmpDir() + "/logs-" + scenario.name;
-    auto cluster = testing::LocalCluster::Start(options);
+  // Starts the scenario's cluster and records every prompt's tokens on it while
+  // healthy (the truth the faulty runs are compared with).
+  void StartHealthy(const Scenario& scenario) {
+    options_ = ClusterOptions(scenario);
+    auto cluster = testing::LocalCluster::Start(options_);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
-    const std::string yardctl = "tools/yardctl/yardctl --addr=" + (*cluster)->address() +
-                                " --token=" + options.cluster_token;
-    auto channel = grpc::CreateChannel((*cluster)->address(), grpc::InsecureChannelCredentials());
-
-    // The truth: every prompt's tokens on the healthy cluster.
-    const std::vector<Stream> healthy = RunStreams(channel);
-    for (size_t i = 0; i < healthy.size(); ++i) {
-      ASSERT_EQ(healthy[i].error, "") << "prompt " << i << "\n" << (*cluster)->LogTails();
-      ASSERT_EQ(healthy[i].tokens.size(), static_cast<size_t>(kMaxTokens));
+    cluster_ = *std::move(cluster);
+    yardctl_ = "tools/yardctl/yardctl --addr=" + cluster_->address() +
+               " --token=" + options_.cluster_token;
+    channel_ = grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials());
+    healthy_ = RunStreams(channel_);
+    for (size_t i = 0; i < healthy_.size(); ++i) {
+      ASSERT_EQ(healthy_[i].error, "") << "prompt " << i << "\n" << cluster_->LogTails();
+      ASSERT_EQ(healthy_[i].tokens.size(), static_cast<size_t>(kMaxTokens));
     }
+  }
+
+  void Run(const Scenario& scenario) {
+    StartHealthy(scenario);
+    if (HasFatalFailure()) return;
 
     Clock::time_point killed_at;
     int victim = 0;
-    const std::vector<Stream> faulty = RunStreams(channel, [&] {
+    const std::vector<Stream> faulty = RunStreams(channel_, [&] {
       // Kill once the streams are well under way: the victim is the busiest worker
       // of its role (for attention workers), else the one with the highest id.
       std::this_thread::sleep_for(std::chrono::milliseconds(800));
-      std::vector<Worker> workers = Workers(yardctl, scenario.kill_role);
+      std::vector<Worker> workers = Workers(yardctl_, scenario.kill_role);
       ASSERT_FALSE(workers.empty());
       Worker target = workers.back();
       for (const Worker& w : workers) {
@@ -144,7 +162,7 @@ class FaultE2eTest : public ::testing::Test {
                   scenario.name.c_str(), scenario.kill_role.c_str(), target.id, target.pid,
                   target.running);
       if (scenario.restart) {
-        ASSERT_TRUE((*cluster)->AddWorker(scenario.kill_role == "expert").ok());
+        ASSERT_TRUE(cluster_->AddWorker(scenario.kill_role == "expert").ok());
       }
     });
 
@@ -156,7 +174,7 @@ class FaultE2eTest : public ::testing::Test {
     auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
     for (size_t i = 0; i < faulty.size(); ++i) {
       EXPECT_EQ(faulty[i].error, "") << "prompt " << i;
-      EXPECT_EQ(faulty[i].tokens, healthy[i].tokens) << "prompt " << i;
+      EXPECT_EQ(faulty[i].tokens, healthy_[i].tokens) << "prompt " << i;
       const std::vector<Clock::time_point>& at = faulty[i].arrivals;
       auto after = std::upper_bound(at.begin(), at.end(), killed_at);
       if (after == at.begin() || after == at.end()) continue;  // not running at the kill
@@ -173,13 +191,13 @@ class FaultE2eTest : public ::testing::Test {
                 HasFailure() ? "FAILURES" : "none failed, outputs unchanged", recovery_ms,
                 normal_ms);
     EXPECT_GT(interrupted, 0) << "the kill landed after the streams ended";
-    if (HasFailure()) std::printf("%s\n", (*cluster)->LogTails().c_str());
+    if (HasFailure()) std::printf("%s\n", cluster_->LogTails().c_str());
 
     // The cluster still serves the same outputs (and a restarted worker gets work).
-    const std::vector<Stream> after = RunStreams(channel, [&] {
+    const std::vector<Stream> after = RunStreams(channel_, [&] {
       if (!scenario.restart) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      std::vector<Worker> workers = Workers(yardctl, scenario.kill_role);
+      std::vector<Worker> workers = Workers(yardctl_, scenario.kill_role);
       ASSERT_FALSE(workers.empty());
       EXPECT_GT(workers.back().id, victim) << "the restarted worker registered anew";
       if (scenario.kill_role == "attention") {
@@ -188,12 +206,11 @@ class FaultE2eTest : public ::testing::Test {
     });
     for (size_t i = 0; i < after.size(); ++i) {
       EXPECT_EQ(after[i].error, "") << "prompt " << i;
-      EXPECT_EQ(after[i].tokens, healthy[i].tokens) << "prompt " << i;
+      EXPECT_EQ(after[i].tokens, healthy_[i].tokens) << "prompt " << i;
     }
     if (scenario.restart && scenario.kill_role == "expert") {
       // The new expert worker was given slots (a rebalance onto it).
-      const nlohmann::json status =
-          nlohmann::json::parse(testing::RunBinary(yardctl + " status --json").out);
+      const nlohmann::json status = Status(yardctl_);
       int newest = 0, slots = 0;
       for (const nlohmann::json& w : status["workers"]) {
         if (w["role"] == "expert" && w["id"].get<int>() > newest) {
@@ -205,7 +222,87 @@ class FaultE2eTest : public ::testing::Test {
       EXPECT_GT(slots, 0) << "the restarted expert worker holds no slot";
     }
   }
+
+  testing::LocalClusterOptions options_;
+  std::unique_ptr<testing::LocalCluster> cluster_;
+  std::string yardctl_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::vector<Stream> healthy_;
 };
+
+// The coordinator is SIGKILLed under 16 streams and started again on its port. Streams
+// in flight end UNAVAILABLE (their connection was to the dead process; documented),
+// having received only correct tokens; the workers register again under their ids,
+// the expert workers' slots are taken over as the placement (nothing reloaded), and
+// new requests give the same tokens as before.
+TEST_F(FaultE2eTest, CoordinatorRestarted) {
+  const Scenario scenario{.name = "coordinator-restart", .attention = 1, .experts = 2};
+  StartHealthy(scenario);
+  if (HasFatalFailure()) return;
+  const nlohmann::json before = Status(yardctl_);
+  ASSERT_FALSE(before.is_discarded());
+  std::set<int> ids_before;
+  for (const nlohmann::json& w : before["workers"]) ids_before.insert(w["id"].get<int>());
+
+  Clock::time_point restarted_at;
+  const std::vector<Stream> cut = RunStreams(channel_, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    ASSERT_TRUE(cluster_->KillCoordinator().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const absl::Status restarted = cluster_->RestartCoordinator();
+    ASSERT_TRUE(restarted.ok()) << restarted;
+    restarted_at = Clock::now();
+  });
+  int unavailable = 0;
+  for (size_t i = 0; i < cut.size(); ++i) {
+    // What arrived before the break is right.
+    ASSERT_LE(cut[i].tokens.size(), healthy_[i].tokens.size());
+    EXPECT_TRUE(std::equal(cut[i].tokens.begin(), cut[i].tokens.end(), healthy_[i].tokens.begin()))
+        << "prompt " << i;
+    if (cut[i].error.empty()) continue;
+    EXPECT_EQ(cut[i].error.rfind(std::to_string(grpc::StatusCode::UNAVAILABLE) + ":", 0), 0u)
+        << "prompt " << i << ": " << cut[i].error;
+    ++unavailable;
+  }
+  EXPECT_GT(unavailable, 0) << "the kill landed after the streams ended";
+
+  // Serving again once the workers have found the new coordinator.
+  auto fresh = grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials());
+  auto stub = generation::Generation::NewStub(fresh);
+  bool serving = false;
+  while (!serving && Clock::now() - restarted_at < std::chrono::seconds(60)) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    generation::HealthResponse health;
+    serving = stub->Health(&context, {}, &health).ok() && health.serving();
+    if (!serving) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(serving) << cluster_->LogTails();
+  const double back_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - restarted_at).count();
+  const nlohmann::json after_restart = Status(yardctl_);
+  std::set<int> ids_after;
+  for (const nlohmann::json& w : after_restart["workers"]) ids_after.insert(w["id"].get<int>());
+  EXPECT_EQ(ids_after, ids_before) << "the workers registered again under their ids";
+  EXPECT_GT(after_restart["placement_version"].get<int>(), before["placement_version"].get<int>())
+      << "placement versions go on above the old coordinator's";
+  const std::string log = testing::RunBinary("cat " + options_.log_dir + "/coordinator_1.log").out;
+  EXPECT_NE(log.find("taken over from the expert workers' slots"), std::string::npos) << log;
+
+  const std::vector<Stream> after = RunStreams(fresh);
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].error, "") << "prompt " << i;
+    EXPECT_EQ(after[i].tokens, healthy_[i].tokens) << "prompt " << i;
+  }
+  std::printf("[%s] %d of %d streams ended UNAVAILABLE at the kill; serving again %.0f ms "
+              "after the new coordinator listened; workers kept ids, placement v%d → v%d "
+              "taken over; %s\n",
+              scenario.name.c_str(), unavailable, kStreams, back_ms,
+              before["placement_version"].get<int>(),
+              after_restart["placement_version"].get<int>(),
+              HasFailure() ? "FAILURES" : "new requests' outputs unchanged");
+  if (HasFailure()) std::printf("%s\n", cluster_->LogTails().c_str());
+}
 
 TEST_F(FaultE2eTest, ExpertWorkerWithReplicasKilled) {
   Run({.name = "expert-replicated", .attention = 1, .experts = 3,

@@ -97,22 +97,10 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   coordinator.insert(coordinator.end(), auth_flags.begin(), auth_flags.end());
   coordinator.insert(coordinator.end(), options.coordinator_flags.begin(),
                      options.coordinator_flags.end());
-  absl::Status s = cluster->Spawn("coordinator", coordinator);
-  if (!s.ok()) return fail(std::string(s.message()));
+  cluster->coordinator_argv_ = coordinator;
   const auto deadline = std::chrono::steady_clock::now() + options.ready_timeout;
-  const std::string marker = "coordinator listening on ";
-  while (cluster->address_.empty()) {
-    const std::string log = ReadFile(options.log_dir + "/coordinator.log");
-    const size_t at = log.find(marker);
-    if (at != std::string::npos && log.find('\n', at) != std::string::npos) {
-      const size_t begin = at + marker.size();
-      cluster->address_ = log.substr(begin, log.find_first_of(" \n", begin) - begin);
-      break;
-    }
-    if (Exited(cluster->children_[0].pid)) return fail("the coordinator exited");
-    if (std::chrono::steady_clock::now() > deadline) return fail("the coordinator did not start");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  absl::Status s = cluster->StartCoordinator("coordinator", deadline);
+  if (!s.ok()) return fail(std::string(s.message()));
 
   // As ./yard up does: every worker flag goes to both kinds, each ignoring the flags
   // only the other kind defines.
@@ -152,6 +140,49 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return cluster;
+}
+
+absl::Status LocalCluster::StartCoordinator(const std::string& name,
+                                            std::chrono::steady_clock::time_point deadline) {
+  absl::Status s = Spawn(name, coordinator_argv_);
+  if (!s.ok()) return s;
+  // The coordinator goes first in children_ (StopAll stops it first).
+  std::rotate(children_.begin(), children_.end() - 1, children_.end());
+  const std::string marker = "coordinator listening on ";
+  while (true) {
+    const std::string log = ReadFile(options_.log_dir + "/" + name + ".log");
+    const size_t at = log.find(marker);
+    if (at != std::string::npos && log.find('\n', at) != std::string::npos) {
+      const size_t begin = at + marker.size();
+      address_ = log.substr(begin, log.find_first_of(" \n", begin) - begin);
+      return absl::OkStatus();
+    }
+    if (Exited(children_[0].pid)) return absl::UnavailableError("the coordinator exited");
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::UnavailableError("the coordinator did not start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+absl::Status LocalCluster::KillCoordinator() {
+  Child& coordinator = children_[0];
+  if (coordinator.pid <= 0 || kill(coordinator.pid, SIGKILL) != 0) {
+    return absl::FailedPreconditionError("the coordinator is not running");
+  }
+  waitpid(coordinator.pid, nullptr, 0);
+  coordinator.pid = -1;
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::RestartCoordinator() {
+  if (children_[0].pid > 0) return absl::FailedPreconditionError("the coordinator is running");
+  // The same flags on the same port, where the workers look for it.
+  const std::string port = address_.substr(address_.rfind(':') + 1);
+  auto flag = std::find(coordinator_argv_.begin(), coordinator_argv_.end(), "--port");
+  if (flag != coordinator_argv_.end() && flag + 1 != coordinator_argv_.end()) *(flag + 1) = port;
+  return StartCoordinator(absl::StrCat("coordinator_", ++coordinator_restarts_),
+                          std::chrono::steady_clock::now() + options_.ready_timeout);
 }
 
 absl::Status LocalCluster::AddWorker(bool expert) {

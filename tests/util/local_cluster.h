@@ -56,6 +56,13 @@ class LocalCluster {
   // flags, as an operator restarting a lost one would; it registers on its own.
   absl::Status AddWorker(bool expert);
 
+  // SIGKILLs the coordinator: no draining, its clients' streams break.
+  absl::Status KillCoordinator();
+  // Starts the coordinator again with the same flags on the same port (log
+  // coordinator_N.log) and returns once it listens; the workers find it and register
+  // again on their own.
+  absl::Status RestartCoordinator();
+
  private:
   struct Child {
     std::string name;
@@ -63,11 +70,16 @@ class LocalCluster {
   };
   LocalCluster() = default;
   absl::Status Spawn(const std::string& name, const std::vector<std::string>& argv);
+  // Spawns coordinator_argv_ as `name` and waits (until `deadline`) for its address.
+  absl::Status StartCoordinator(const std::string& name,
+                                std::chrono::steady_clock::time_point deadline);
   void StopAll();
 
   LocalClusterOptions options_;
   std::vector<Child> children_;  // coordinator first
   std::string address_;
+  std::vector<std::string> coordinator_argv_;
+  int coordinator_restarts_ = 0;
   std::string tokenizer_;
   std::vector<std::string> worker_flags_;  // the options' plus --undefok
   int workers_started_[2] = {0, 0};        // attention, expert

@@ -1,7 +1,10 @@
 #include "transport/grpc/cluster_client.h"
 
+#include <cstdio>
+#include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "transport/grpc/grpc_status.h"
 
 namespace yard::transport {
@@ -44,22 +47,40 @@ absl::StatusOr<cluster::RegisterResponse> ClusterClient::Register(
   }
 }
 
-void ClusterClient::StartHeartbeats(
-    std::chrono::milliseconds interval, std::function<cluster::HeartbeatRequest()> fill,
-    std::function<void(absl::StatusOr<cluster::HeartbeatResponse>)> on_answer) {
-  heartbeat_thread_ = std::thread([this, interval, fill = std::move(fill),
-                                   on_answer = std::move(on_answer)] {
+void ClusterClient::HeartbeatHandlers::LogAndStopOnLostIdentity(const std::string& who,
+                                                                 std::function<void()> stop) {
+  on_registered_again = [who] {
+    std::printf("%s: registered again with the coordinator\n", who.c_str());
+    std::fflush(stdout);
+  };
+  on_identity_lost = [who, stop = std::move(stop)](absl::Status why) {
+    std::fprintf(stderr, "%s: %s; stopping\n", who.c_str(), std::string(why.message()).c_str());
+    stop();
+  };
+}
+
+void ClusterClient::StartHeartbeats(uint32_t worker_id, std::chrono::milliseconds interval,
+                                    HeartbeatHandlers handlers) {
+  heartbeat_thread_ = std::thread([this, worker_id, interval, handlers = std::move(handlers)] {
     while (SleepFor(interval)) {
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + 2 * interval +
                            std::chrono::seconds(1));
       cluster::HeartbeatResponse response;
-      const grpc::Status status = stub_->Heartbeat(&context, fill(), &response);
-      if (status.ok()) {
-        on_answer(response);
-      } else {
-        on_answer(FromGrpc(status));
+      const grpc::Status status = stub_->Heartbeat(&context, handlers.fill(), &response);
+      // An error (the coordinator is down or restarting) is retried at the next beat.
+      if (!status.ok() || response.known()) continue;
+      cluster::RegisterRequest request = handlers.registration();
+      request.set_previous_worker_id(worker_id);
+      absl::StatusOr<cluster::RegisterResponse> registered = Register(request, 2 * interval);
+      if (!registered.ok()) continue;  // tried again after the next unknown beat
+      if (registered->worker_id() != worker_id) {
+        handlers.on_identity_lost(absl::FailedPreconditionError(absl::StrCat(
+            "the coordinator re-registered worker ", worker_id, " as ",
+            registered->worker_id(), " (its id was taken while the coordinator was away)")));
+        return;
       }
+      handlers.on_registered_again();
     }
   });
 }

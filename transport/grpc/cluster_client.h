@@ -40,10 +40,30 @@ class ClusterClient {
   absl::StatusOr<cluster::RegisterResponse> Register(const cluster::RegisterRequest& request,
                                                      std::chrono::milliseconds wait);
 
-  // Every `interval`, sends fill() and hands the answer (or the error) to on_answer.
-  void StartHeartbeats(std::chrono::milliseconds interval,
-                       std::function<cluster::HeartbeatRequest()> fill,
-                       std::function<void(absl::StatusOr<cluster::HeartbeatResponse>)> on_answer);
+  // What the heartbeat thread calls (each on that thread).
+  struct HeartbeatHandlers {
+    // The next heartbeat.
+    std::function<cluster::HeartbeatRequest()> fill;
+    // The worker's registration as of now (e.g. the slots it holds), sent again when
+    // a heartbeat answers known=false: the coordinator restarted, or had declared this
+    // worker dead. The client asks for the same worker id (previous_worker_id).
+    std::function<cluster::RegisterRequest()> registration;
+    // Registered again under the same id.
+    std::function<void()> on_registered_again;
+    // The coordinator gave another id (a new worker took this one while the
+    // coordinator was away): the data plane's identity is fixed, so the worker must
+    // stop and be started afresh.
+    std::function<void(absl::Status)> on_identity_lost;
+
+    // Sets the two callbacks above as a worker process wants them: a line on stdout
+    // when `who` (e.g. "expert_worker 3") registered again; for a lost identity a
+    // line on stderr, then `stop` (which should end the process with an error).
+    void LogAndStopOnLostIdentity(const std::string& who, std::function<void()> stop);
+  };
+  // Every `interval`, sends a heartbeat for `worker_id` (the id Register returned),
+  // registering again whenever the coordinator no longer knows the worker.
+  void StartHeartbeats(uint32_t worker_id, std::chrono::milliseconds interval,
+                       HeartbeatHandlers handlers);
 
   // Follows WatchPlacement for `worker_id`: on_placement gets each version in order;
   // a broken stream is reopened after a short pause (the coordinator re-sends the

@@ -244,6 +244,95 @@ TEST_F(PlacementControllerTest, FailedLoadRetriesOnTheNextMembershipChange) {
 }
 
 
+// An expert worker as it re-registers after a coordinator restart: the slots it holds
+// (layer, expert) in slot order, and the newest placement version it saw.
+WorkerRecord Reregistered(uint32_t id, std::vector<std::pair<uint32_t, uint32_t>> slots,
+                          uint64_t version) {
+  WorkerRecord record = Worker(id, cluster::ROLE_EXPERT, 8);
+  for (size_t s = 0; s < slots.size(); ++s) {
+    cluster::SlotLoad* load = record.info.add_loaded_slots();
+    load->set_slot(static_cast<uint32_t>(s));
+    load->set_layer(slots[s].first);
+    load->set_logical_expert(slots[s].second);
+  }
+  record.info.set_placement_version(version);
+  return record;
+}
+
+TEST(PlacementFromLoadedSlotsTest, RebuildsTheLayersWhenEveryExpertIsCovered) {
+  std::vector<ExpertWorkerSlots> workers = {
+      {7, 4, {}}, {5, 4, {}}};
+  auto add = [](ExpertWorkerSlots& w, uint32_t slot, uint32_t layer, uint32_t expert) {
+    cluster::SlotLoad load;
+    load.set_slot(slot);
+    load.set_layer(layer);
+    load.set_logical_expert(expert);
+    w.loaded.push_back(load);
+  };
+  add(workers[0], 0, 2, 1);
+  add(workers[0], 3, 1, 0);
+  add(workers[1], 1, 1, 1);
+  add(workers[1], 0, 2, 0);
+  add(workers[1], 2, 1, 1);  // a replica
+  std::optional<cluster::Placement> placement = PlacementFromLoadedSlots({1, 2}, 2, workers, 9);
+  ASSERT_TRUE(placement.has_value());
+  EXPECT_EQ(placement->version(), 9u);
+  std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> got;  // layer, worker, slot, e
+  for (const auto& layer : placement->layers()) {
+    for (const auto& slot : layer.slots()) {
+      got.emplace_back(layer.layer(), slot.worker_id(), slot.slot(), slot.logical_expert());
+    }
+  }
+  EXPECT_THAT(got, ElementsAre(std::make_tuple(1u, 5u, 1u, 1u), std::make_tuple(1u, 5u, 2u, 1u),
+                               std::make_tuple(1u, 7u, 3u, 0u), std::make_tuple(2u, 5u, 0u, 0u),
+                               std::make_tuple(2u, 7u, 0u, 1u)));
+
+  // An uncovered expert, or any invalid slot, and nothing is taken over.
+  std::vector<ExpertWorkerSlots> short_one = {workers[1]};
+  EXPECT_FALSE(PlacementFromLoadedSlots({1, 2}, 2, short_one, 9).has_value());
+  for (auto spoil : std::vector<std::function<void(ExpertWorkerSlots&)>>{
+           [&](ExpertWorkerSlots& w) { add(w, 3, 0, 0); },   // a dense layer
+           [&](ExpertWorkerSlots& w) { add(w, 3, 1, 2); },   // no expert 2
+           [&](ExpertWorkerSlots& w) { add(w, 4, 1, 0); },   // beyond the capacity
+           [&](ExpertWorkerSlots& w) { add(w, 1, 2, 1); }}) {  // slot 1 twice
+    std::vector<ExpertWorkerSlots> spoiled = workers;
+    spoil(spoiled[1]);
+    EXPECT_FALSE(PlacementFromLoadedSlots({1, 2}, 2, spoiled, 9).has_value());
+  }
+}
+
+TEST_F(PlacementControllerTest, AfterARestartTakesOverTheWorkersSlotsWithoutLoading) {
+  auto sink = std::make_shared<RecordingSink>();
+  controller_.Watch(sink);
+  // Between them the two workers hold every expert of layers 1 and 2; versions went
+  // up to 6 under the previous coordinator.
+  controller_.OnWorkers({Worker(1, cluster::ROLE_ATTENTION, 0),
+                         Reregistered(2, {{1, 0}, {1, 1}, {2, 0}, {2, 1}}, 6),
+                         Reregistered(3, {{1, 2}, {1, 3}, {2, 2}, {2, 3}, {1, 0}}, 5)});
+  Step();
+  EXPECT_TRUE(loader_.calls.empty());
+  ASSERT_EQ(sink->received.size(), 1u);
+  EXPECT_EQ(sink->received[0].version(), 7u);
+  EXPECT_EQ(sink->received[0].layers(0).slots_size(), 5);
+  EXPECT_EQ(sink->received[0].peers_size(), 3);
+  EXPECT_TRUE(State().experts_complete);
+}
+
+TEST_F(PlacementControllerTest, AfterARestartWithExpertsMissingLoadsAfreshFreeingTheOldSlots) {
+  controller_.OnWorkers({Reregistered(2, {{1, 0}, {1, 1}}, 4), Worker(3, cluster::ROLE_EXPERT, 8)});
+  Step();
+  ASSERT_EQ(loader_.calls.size(), 2u);
+  for (const auto& call : loader_.calls) {
+    EXPECT_TRUE(call.request.release_others());
+    EXPECT_EQ(call.request.placement_version(), 5u);  // above the reported version
+  }
+  loader_.Succeed(0);
+  loader_.Succeed(1);
+  Step();
+  EXPECT_EQ(State().placement.version(), 5u);
+}
+
+
 // The Rebalancer over the same controller and fake loader: plan, stage, publish, wait
 // for the attention workers' acknowledgements, release.
 class RebalancerTest : public PlacementControllerTest {

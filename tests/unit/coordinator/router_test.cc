@@ -36,6 +36,31 @@ class RouterTest : public ::testing::Test {
   Router router_{context_.get_executor()};
 };
 
+TEST(RouterLimitTest, BeyondMaxInFlightIsResourceExhaustedUntilOneFinishes) {
+  boost::asio::io_context context;
+  Router router(context.get_executor(), /*max_in_flight=*/2);
+  auto step = [&] {
+    context.restart();
+    context.poll();
+  };
+  auto pick = [&] {
+    std::optional<absl::StatusOr<Route>> result;
+    router.Pick(10, [&](absl::StatusOr<Route> r) { result = std::move(r); });
+    step();
+    return *result;
+  };
+  router.OnWorkers({Attention(1, 0)});
+  absl::StatusOr<Route> a = pick();
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(pick().ok());
+  absl::StatusOr<Route> refused = pick();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("--max-requests"), absl::string_view::npos);
+  router.Finish(a->request_id);
+  step();
+  EXPECT_TRUE(pick().ok());
+}
+
 TEST_F(RouterTest, NoAttentionWorkerIsUnavailable) {
   WorkerRecord expert = Attention(1, 0);
   expert.info.set_role(cluster::ROLE_EXPERT);

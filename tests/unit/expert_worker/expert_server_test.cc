@@ -10,11 +10,13 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "engine/grouped_experts.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/expert_worker/test_experts.h"
 #include "transport/data_plane.h"
@@ -29,6 +31,7 @@ using fixture::kHidden;
 using fixture::TestExperts;
 using transport::PeerId;
 using transport::TokenRoute;
+using ::testing::ElementsAre;
 using transport::WireDType;
 
 constexpr PeerId kAttention = 1;
@@ -331,6 +334,27 @@ TEST(ExpertServerTest, LoadSlotsErrorsAreReturnedAndStopTheList) {
   EXPECT_EQ(h.server().ReleaseSlots({5}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(h.server().ReleaseSlots({0, 1}).ok());
   EXPECT_EQ(h.server().SlotsUsed(), 0u);
+}
+
+TEST(ExpertServerTest, LoadedSlotsListsTheHeldSlotsAndReleaseOthersFreesTheRest) {
+  TestExperts experts;
+  InprocHarness h(experts, Options(/*capacity=*/4));
+  ASSERT_TRUE(h.server().LoadSlots({{3, 2, 1}, {0, 1, 0}, {1, 1, 1}}).ok());
+  auto held = [&] {
+    std::vector<std::tuple<uint32_t, uint32_t, uint32_t>> out;
+    for (const ExpertServer::SlotLoad& l : h.server().LoadedSlots()) {
+      out.emplace_back(l.slot, l.layer, l.logical_expert);
+    }
+    return out;
+  };
+  EXPECT_THAT(held(), ElementsAre(std::make_tuple(0u, 1u, 0u), std::make_tuple(1u, 1u, 1u),
+                                  std::make_tuple(3u, 2u, 1u)));
+  // A coordinator's first placement: slot 0 keeps its expert, slot 1 gets another one
+  // (it held something else), slots 2 and 3 are freed.
+  ASSERT_TRUE(h.server().LoadSlots({{0, 1, 0}, {1, 2, 0}}, /*release_others=*/true).ok());
+  EXPECT_THAT(held(), ElementsAre(std::make_tuple(0u, 1u, 0u), std::make_tuple(1u, 2u, 0u)));
+  // Without it, a slot holding another expert is refused as before.
+  EXPECT_EQ(h.server().LoadSlots({{1, 1, 1}}).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(ExpertServerTest, ReleasedSlotNoLongerAnswers) {
