@@ -44,6 +44,9 @@ absl::StatusOr<engine::Request> ToEngineRequest(const cluster::RunRequest& run) 
   r.prompt.insert(r.prompt.end(), run.generated_token_ids().begin(),
                   run.generated_token_ids().end());
   r.max_tokens = run.max_tokens() - run.generated_token_ids_size();
+  // Random stream, text and stop strings go on where the previous worker left them.
+  r.generated_before = run.generated_token_ids_size();
+  r.streamed_text = run.streamed_text();
   r.sampling.temperature = run.sampling().temperature();
   r.sampling.top_k = run.sampling().top_k();
   r.sampling.top_p = run.sampling().top_p() == 0.0f ? 1.0 : run.sampling().top_p();

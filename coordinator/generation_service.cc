@@ -172,7 +172,12 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
     }
     route_ = *std::move(route);
     run_request_ = MakeRunRequest(request_, route_.request_id, prompt_);
+    // A resumed request keeps the seed of its first route (MakeRunRequest derives one
+    // from the request id when the client gave none).
+    if (!seed_.has_value()) seed_ = run_request_.sampling().seed();
+    run_request_.mutable_sampling()->set_seed(*seed_);
     run_request_.mutable_generated_token_ids()->Add(generated_.begin(), generated_.end());
+    run_request_.set_streamed_text(streamed_text_);
     channel_ = service_.ChannelFor(route_.grpc_address);
     stub_ = cluster::AttentionWorker::NewStub(channel_);
     worker_ = std::make_unique<WorkerStream>(*this);
@@ -182,6 +187,11 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
     worker_cancelled_ = false;
     ++holds_;
     stub_->async()->Run(worker_context_.get(), &run_request_, worker_.get());
+    // Reads are started from this strand, outside gRPC's reactions: the hold keeps
+    // OnDone (after which the stream must not be touched) back until no read will be
+    // started any more (ReleaseWorkerHold).
+    worker_->AddHold();
+    worker_hold_ = true;
     // After a resume a write of the old stream's last tokens may still be in flight;
     // its completion starts the first read then.
     if (!writing_) worker_->StartRead(&run_response_);
@@ -233,7 +243,10 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
   }
 
   void HandleWorkerRead(bool ok) {
-    if (!ok || finished_) return;  // the worker's OnDone follows
+    if (!ok || finished_) {  // the worker's OnDone follows
+      ReleaseWorkerHold();
+      return;
+    }
     std::optional<generation::FinishReason> reason;
     if (!run_response_.finish_reason().empty()) {
       reason = MapFinishReason(run_response_.finish_reason());
@@ -243,12 +256,14 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
             grpc::StatusCode::INTERNAL,
             absl::StrCat("attention worker ", route_.worker_id, " sent finish_reason \"",
                          run_response_.finish_reason(), "\"")));
+        ReleaseWorkerHold();
         return;
       }
     }
     out_ = ToGenerateResponse(run_response_);
     generated_.insert(generated_.end(), run_response_.token_ids().begin(),
                       run_response_.token_ids().end());
+    streamed_text_ += run_response_.text();
     if (first_response_) {
       out_.mutable_prompt_token_ids()->Add(prompt_.begin(), prompt_.end());
       first_response_ = false;
@@ -277,15 +292,27 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
       grpc::Status status = *std::move(pending_status_);
       pending_status_.reset();
       Finish(status);
+      ReleaseWorkerHold();
       return;
     }
-    if (finished_) return;
+    if (finished_) {
+      ReleaseWorkerHold();
+      return;
+    }
     if (!ok) {  // the client is gone
       CancelWorker();
       FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      ReleaseWorkerHold();
       return;
     }
-    if (worker_started_ && !worker_done_) worker_->StartRead(&run_response_);
+    if (worker_hold_) worker_->StartRead(&run_response_);
+  }
+
+  // No read of the current worker stream will be started any more: gRPC may end it.
+  void ReleaseWorkerHold() {
+    if (!worker_hold_) return;
+    worker_hold_ = false;
+    worker_->RemoveHold();
   }
 
   void HandleWorkerDone(const grpc::Status& status) {
@@ -364,10 +391,12 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
   int holds_ = 0;  // outstanding pool, router and worker-stream answers
   int32_t completion_tokens_ = 0;
   std::vector<int32_t> generated_;  // tokens the client was sent
+  std::string streamed_text_;       // and their text
   int resumes_ = 0;
   absl::flat_hash_set<uint32_t> failed_workers_;
   // The last worker refused the request for a full waiting queue.
   bool last_failure_full_ = false;
+  std::optional<uint64_t> seed_;  // of the first route, kept by resumes
   std::unique_ptr<boost::asio::steady_timer> timer_;
   bool first_response_ = true;
   bool saw_finish_ = false;
@@ -377,6 +406,7 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
   bool worker_started_ = false;
   bool worker_done_ = false;
   bool worker_cancelled_ = false;
+  bool worker_hold_ = false;  // AddHold taken on worker_, not yet removed
   actor::Actor actor_;  // last: destroyed first
 };
 

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 
@@ -66,6 +67,12 @@ absl::Status Engine::ValidateRequest(const Request& request, const StreamCallbac
   for (const std::string& stop : request.stop) {
     if (stop.empty()) return absl::InvalidArgumentError(absl::StrCat(where, "empty stop string"));
   }
+  if (request.generated_before < 0 ||
+      request.generated_before >= static_cast<int64_t>(request.prompt.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "generated_before ", request.generated_before,
+                     " outside [0, prompt length ", request.prompt.size(), ")"));
+  }
   if (!request.stop.empty() && detokenizer_ == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "stop strings need an engine with a detokenizer"));
@@ -85,6 +92,9 @@ absl::Status Engine::Submit(Request request, StreamCallback callback) {
   absl::Status valid = ValidateRequest(request, callback);
   if (!valid.ok()) return valid;
   SequenceSpec spec;
+  // A resumed request's earlier tokens, replayed into its text stream below.
+  const std::vector<int32_t> generated_before(request.prompt.end() - request.generated_before,
+                                              request.prompt.end());
   spec.prompt = std::move(request.prompt);
   spec.max_tokens = request.max_tokens;
   spec.stop_token_ids = request.stop_token_ids;
@@ -98,6 +108,7 @@ absl::Status Engine::Submit(Request request, StreamCallback callback) {
   record.id = request.id;
   record.sequence = *sequence;
   record.sampling = request.sampling;
+  record.generated_before = static_cast<uint64_t>(request.generated_before);
   record.seed = request.sampling.seed.has_value()
                     ? *request.sampling.seed
                     : DeriveSeed(options_.seed, static_cast<uint64_t>(accepted_));
@@ -105,6 +116,9 @@ absl::Status Engine::Submit(Request request, StreamCallback callback) {
   if (detokenizer_ != nullptr) {
     record.text = detokenizer_->NewStream();
     record.stops.emplace(std::move(request.stop));
+    if (!generated_before.empty()) {
+      ReplayGenerated(record, generated_before, request.streamed_text);
+    }
   }
   by_sequence_[*sequence] = &record;
   ++accepted_;
@@ -126,14 +140,31 @@ absl::Status Engine::Cancel(absl::string_view request_id) {
   return absl::OkStatus();
 }
 
+void Engine::ReplayGenerated(RequestRecord& record, const std::vector<int32_t>& tokens,
+                             absl::string_view sent) {
+  // The same tokens through a fresh text stream give the text the lost engine had
+  // decoded; the part the client was not sent goes back into the stop-string matcher.
+  std::string decoded;
+  for (const int32_t t : tokens) decoded += record.text->Next(t);
+  const size_t skip = absl::StartsWith(decoded, sent) ? sent.size() : decoded.size();
+  record.pending_text = record.stops->Append(absl::string_view(decoded).substr(skip)).text;
+}
+
 StopStringMatcher::Result Engine::TokenText(RequestRecord& record, int32_t token) {
   if (record.text == nullptr) return {};
-  return record.stops->Append(record.text->Next(token));
+  StopStringMatcher::Result result = record.stops->Append(record.text->Next(token));
+  if (!record.pending_text.empty()) {
+    result.text.insert(0, record.pending_text);
+    record.pending_text.clear();
+  }
+  return result;
 }
 
 std::string Engine::FlushText(RequestRecord& record) {
   if (record.text == nullptr || record.stops->stopped()) return "";
   StopStringMatcher::Result tail = record.stops->Append(record.text->Flush());
+  tail.text.insert(0, record.pending_text);
+  record.pending_text.clear();
   if (tail.stopped) return std::move(tail.text);
   return tail.text + record.stops->Flush();
 }
@@ -209,7 +240,8 @@ StepStats Engine::Step() {
       const RequestRecord& record = *by_sequence_.at(fs.sequence_id);
       const absl::Span<const float> logits(result->logits.data() + row * vocab, vocab);
       samples.push_back(Sample(logits, record.sampling, record.seed,
-                               static_cast<uint64_t>(plan.num_generated[i])));
+                               record.generated_before +
+                                   static_cast<uint64_t>(plan.num_generated[i])));
       if (samples.back().ok()) sampled[row] = samples.back()->token;
       row_of[fs.sequence_id] = row;
     }

@@ -116,6 +116,9 @@ class Engine {
     SequenceId sequence = 0;
     SamplingParams sampling;
     uint64_t seed = 0;
+    uint64_t generated_before = 0;  // Request::generated_before
+    // Text released by replaying a resumed request's tokens, sent with its next event.
+    std::string pending_text;
     StreamCallback callback;
     std::unique_ptr<TokenTextStreamInterface> text;  // null without a detokenizer
     std::optional<StopStringMatcher> stops;          // with a detokenizer
@@ -127,6 +130,10 @@ class Engine {
 
   absl::Status ValidateRequest(const Request& request, const StreamCallback& callback) const;
   // Text of `token` through the request's detokenizer and stop strings.
+  // Feeds a resumed request's earlier tokens through its text stream and stop-string
+  // matcher (Request::generated_before, ::streamed_text).
+  void ReplayGenerated(RequestRecord& record, const std::vector<int32_t>& tokens,
+                       absl::string_view sent);
   StopStringMatcher::Result TokenText(RequestRecord& record, int32_t token);
   // Everything the request's detokenizer and stop matcher still hold.
   std::string FlushText(RequestRecord& record);

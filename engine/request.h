@@ -41,6 +41,14 @@ struct Request {
   std::vector<std::string> stop;
   // Do not stop at the model's eos ids (benchmarks).
   bool ignore_eos = false;
+  // A request resumed here after another engine was lost: its prompt ends with the
+  // `generated_before` tokens it generated there, of whose text the client was sent
+  // `streamed_text` (the rest was held back as a possible start of a stop string). It
+  // goes on exactly as uninterrupted: its random stream continues after those tokens,
+  // and its text and stop strings continue across the break. generated_before must be
+  // below the prompt's length.
+  int64_t generated_before = 0;
+  std::string streamed_text;
 };
 
 // One streamed event. A request's events carry its generated tokens in order, one per

@@ -158,14 +158,21 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
     int64_t first_row = 0;     // in the layer's rows
   };
   std::vector<Accepted> accepted;
-  uint64_t rejected = 0;
+  uint64_t rejected = 0, distrusted = 0;
   for (const Incoming& in : batch) {
+    if (distrusted_.contains(in.from)) {
+      ++rejected;
+      continue;
+    }
     absl::StatusOr<DecodedMessage> m = transport::Decode(in.bytes, limits);
     std::optional<absl::Status> problem;
+    bool malformed = false;
     if (!m.ok()) {
       problem = m.status();
+      malformed = true;
     } else if (m->header.kind != transport::MessageKind::kDispatch) {
       problem = absl::InvalidArgumentError("expected a dispatch, got a combine");
+      malformed = true;
     } else if (options_.dispatch_dtype && m->header.dtype != *options_.dispatch_dtype) {
       problem = absl::InvalidArgumentError(
           std::string("dispatch in ") + transport::WireDTypeName(m->header.dtype) +
@@ -183,8 +190,13 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
     }
     if (problem) {
       ++rejected;
-      std::fprintf(stderr, "expert_server: dropped a message from peer %u: %s\n", in.from,
-                   std::string(problem->message()).c_str());
+      std::fprintf(stderr, "expert_server: dropped a message from peer %u%s: %s\n", in.from,
+                   malformed ? " and disconnected it" : "", std::string(problem->message()).c_str());
+      if (malformed) {
+        distrusted_.insert(in.from);
+        ++distrusted;
+        if (transport::DataPlaneInterface* plane = data_plane_.load()) plane->Disconnect(in.from);
+      }
       continue;
     }
     Accepted a{&in, *std::move(m), {}, 0};
@@ -253,6 +265,7 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
   stats_.dispatches += accepted.size();
   stats_.tokens += tokens;
   stats_.rejected += rejected;
+  stats_.distrusted += distrusted;
   stats_.send_failures += send_failures;
   ++stats_.batches;
 }

@@ -7,7 +7,11 @@
 // Whatever has arrived when the thread wakes is computed together, layer by layer:
 // a straggler is never waited for. Every dispatch is validated (format, hidden size,
 // slot ids, slot holds an expert of the message's layer); a bad one is dropped and
-// counted — the sender's deadline re-routes it — and never crashes the worker.
+// counted — the sender's deadline re-routes it — and never crashes the worker. The
+// sender of a message that does not even decode as a dispatch (wrong version or
+// sizes, slots beyond the capacity, a combine) is broken or hostile: it is
+// disconnected and all it sends afterwards is dropped unread. A dispatch that decodes
+// but names a slot not holding its layer's expert, or the wrong dtype, is only dropped.
 //
 //   OnDispatch ─▶ inbox ─▶ [compute thread] decode → group by layer → experts → combine ─▶ Send
 //   LoadSlots (pages prefetched on the caller's thread) / ReleaseSlots ─▶ control queue
@@ -25,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "engine/grouped_experts.h"
 #include "engine/model_weights.h"
@@ -59,7 +64,8 @@ struct ExpertServerStats {
   uint64_t dispatches = 0;      // answered
   uint64_t tokens = 0;          // rows computed
   uint64_t batches = 0;         // compute passes
-  uint64_t rejected = 0;        // malformed or misrouted, dropped
+  uint64_t rejected = 0;        // malformed or misrouted, or from a distrusted peer: dropped
+  uint64_t distrusted = 0;      // peers disconnected for sending a malformed message
   uint64_t overflowed = 0;      // dropped because the inbox was full
   uint64_t send_failures = 0;   // combines the data plane could not send
 };
@@ -120,6 +126,7 @@ class ExpertServer {
 
   // Compute thread only.
   ExpertSlots slots_;
+  absl::flat_hash_set<transport::PeerId> distrusted_;
   engine::GroupedSwiGlu experts_;
 
   mutable std::mutex stats_mu_;

@@ -1,5 +1,5 @@
 // Worker failures on a real cluster (issue #6, DESIGN.md "Failure model"): while 16
-// greedy streams run, a worker is killed with SIGKILL — an expert worker whose experts
+// streams run (8 greedy, 8 sampled with seeds), a worker is killed with SIGKILL — an expert worker whose experts
 // all have replicas elsewhere, one whose experts have none (the coordinator reloads
 // them on the survivors), an attention worker (its requests resume on the other one),
 // or a worker that is then restarted. Every stream must complete with exactly the
@@ -60,7 +60,11 @@ std::vector<Stream> RunStreams(const std::shared_ptr<grpc::Channel>& channel,
   for (size_t i = 0; i < prompts.size(); ++i) {
     clients.emplace_back([&, i] {
       auto stub = generation::Generation::NewStub(channel);
-      streams[i] = testing::GreedyStream(*stub, prompts[i], kMaxTokens, std::chrono::seconds(180));
+      // Every other stream samples (seeded): a resumed one must continue its random
+      // stream exactly where it broke.
+      const float temperature = i % 2 == 1 ? 0.8f : 0.0f;
+      streams[i] = testing::GreedyStream(*stub, prompts[i], kMaxTokens, std::chrono::seconds(180),
+                                         temperature, /*seed=*/1000 + i);
     });
   }
   if (during) during();

@@ -5,12 +5,14 @@
 namespace yard::testing {
 
 TimedStream GreedyStream(generation::Generation::Stub& stub, const std::vector<int32_t>& prompt,
-                         int max_tokens, std::chrono::seconds deadline) {
+                         int max_tokens, std::chrono::seconds deadline, float temperature,
+                         uint64_t seed) {
   generation::GenerateRequest request;
   for (int32_t t : prompt) request.mutable_token_ids()->add_ids(t);
   request.set_max_tokens(max_tokens);
   request.set_ignore_eos(true);
-  request.mutable_sampling()->set_temperature(0);
+  request.mutable_sampling()->set_temperature(temperature);
+  if (temperature > 0) request.mutable_sampling()->set_seed(seed);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + deadline);
   TimedStream out;

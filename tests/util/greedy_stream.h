@@ -20,9 +20,11 @@ struct TimedStream {
   std::string error;  // "CODE: message"; empty when the call succeeded
 };
 
-// Temperature 0, EOS ignored, so `max_tokens` tokens come back unless the call fails.
+// Temperature 0 (or `temperature` with `seed`: sampled, as reproducible), EOS ignored,
+// so `max_tokens` tokens come back unless the call fails.
 TimedStream GreedyStream(generation::Generation::Stub& stub, const std::vector<int32_t>& prompt,
-                         int max_tokens, std::chrono::seconds deadline);
+                         int max_tokens, std::chrono::seconds deadline, float temperature = 0,
+                         uint64_t seed = 0);
 
 }  // namespace yard::testing
 

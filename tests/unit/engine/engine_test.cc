@@ -19,6 +19,7 @@
 namespace yard::engine {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 
 constexpr int64_t kVocab = 32;
@@ -243,6 +244,33 @@ TEST(EngineTest, BatchCompositionDoesNotChangeARequestsTokens) {
   EXPECT_EQ(alone.Tokens("probe").size(), 25u);
 }
 
+// A sampled request resumed elsewhere (prompt + the tokens it had generated, the same
+// seed, first_sample_step = their count) generates exactly the rest of what it would
+// have generated uninterrupted.
+TEST(EngineTest, AResumedSampledRequestContinuesItsRandomStream) {
+  const Request whole = MakeRequest("whole", Prompt(7, 3), 24, Seeded(99, 1.0, 0, 0.9));
+  Env uninterrupted(64);
+  ASSERT_TRUE(uninterrupted.Submit(whole).ok());
+  uninterrupted.engine().RunUntilIdle();
+  const std::vector<int32_t> all = uninterrupted.Tokens("whole");
+  ASSERT_EQ(all.size(), 24u);
+
+  constexpr int kBefore = 10;  // tokens streamed before the first worker was lost
+  Request rest = whole;
+  rest.id = "rest";
+  rest.prompt.insert(rest.prompt.end(), all.begin(), all.begin() + kBefore);
+  rest.max_tokens = whole.max_tokens - kBefore;
+  Env resumed(64);
+  Request restarted = rest;  // the old behaviour: the stream started over
+  restarted.id = "restarted";
+  rest.generated_before = kBefore;
+  ASSERT_TRUE(resumed.Submit(rest).ok());
+  ASSERT_TRUE(resumed.Submit(restarted).ok());
+  resumed.engine().RunUntilIdle();
+  EXPECT_EQ(resumed.Tokens("rest"), std::vector<int32_t>(all.begin() + kBefore, all.end()));
+  EXPECT_NE(resumed.Tokens("restarted"), resumed.Tokens("rest"));
+}
+
 TEST(EngineTest, UnseededRequestsFollowTheEngineSeed) {
   auto run = [](uint64_t seed) {
     EngineOptions options = Options();
@@ -354,6 +382,64 @@ TEST(EngineTest, StopStringSpanningTokensEndsTheTextBeforeIt) {
   const std::vector<int32_t> all = probe.Tokens("s");
   EXPECT_THAT(env.Tokens("s"), ElementsAreArray(all.begin(), all.begin() + last_token + 1));
   EXPECT_EQ(env.cache().free_blocks(), 64);
+}
+
+// A request resumed while part of a stop string was held back: the resumed engine is
+// told the tokens and the text the client already has, matches the stop string across
+// the break, and the client's text is what it would have been uninterrupted.
+TEST(EngineTest, AResumedRequestMatchesAStopStringSpanningTheBreak) {
+  Request r = MakeRequest("s", Prompt(6, 3), 12, Greedy());
+  r.ignore_eos = true;
+  Env probe(64);
+  ASSERT_TRUE(probe.Submit(r).ok());
+  probe.engine().RunUntilIdle();
+  const std::string full = probe.Text("s");
+  ASSERT_EQ(full.size(), 24u);  // 2 characters per token
+  // Characters 5..8: the end of token 2, token 3, the start of token 4.
+  const std::string stop = full.substr(5, 4);
+  ASSERT_EQ(full.find(stop), 5u);
+  r.stop = {stop};
+  Env whole(64);
+  ASSERT_TRUE(whole.Submit(r).ok());
+  whole.engine().RunUntilIdle();
+  ASSERT_EQ(whole.Final("s").finish, FinishReason::kStop);
+  ASSERT_EQ(whole.Text("s"), full.substr(0, 5));
+
+  // The break after token 3: the client has the tokens 0..3 and the text before the
+  // stop string's start; characters 5..7 were held back.
+  constexpr int kBefore = 4;
+  const std::vector<int32_t> tokens = probe.Tokens("s");
+  std::string sent;
+  for (int i = 0; i < kBefore; ++i) sent += whole.events["s"][i].text;
+  ASSERT_EQ(sent, full.substr(0, 5));
+  Request rest = r;
+  rest.id = "rest";
+  rest.prompt.insert(rest.prompt.end(), tokens.begin(), tokens.begin() + kBefore);
+  rest.max_tokens = r.max_tokens - kBefore;
+  rest.generated_before = kBefore;
+  rest.streamed_text = sent;
+  Env resumed(64);
+  ASSERT_TRUE(resumed.Submit(rest).ok());
+  resumed.engine().RunUntilIdle();
+  EXPECT_EQ(resumed.Final("rest").finish, FinishReason::kStop);
+  EXPECT_EQ(sent + resumed.Text("rest"), whole.Text("s"));
+  EXPECT_THAT(resumed.Tokens("rest"), ElementsAre(tokens[kBefore]));
+
+  // Without a stop string the held-back text is sent with the next token.
+  Request plain = rest;
+  plain.id = "plain";
+  plain.stop.clear();
+  plain.streamed_text = full.substr(0, 3);  // as if characters 3..7 had been held
+  Env resumed_plain(64);
+  ASSERT_TRUE(resumed_plain.Submit(plain).ok());
+  resumed_plain.engine().RunUntilIdle();
+  EXPECT_EQ(plain.streamed_text + resumed_plain.Text("plain"), full);
+
+  // generated_before must leave the original prompt.
+  Request bad = rest;
+  bad.id = "bad";
+  bad.generated_before = static_cast<int64_t>(bad.prompt.size());
+  EXPECT_EQ(resumed.Submit(bad).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(EngineTest, EosAndStopTokensAreReportedButNotDetokenized) {

@@ -6,10 +6,12 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -158,6 +160,14 @@ class InprocHarness {
     attention_plane_->Send(kServer, std::make_shared<const std::vector<uint8_t>>(std::move(message)),
                            [](absl::Status s) { EXPECT_TRUE(s.ok()) << s; });
   }
+  // Sends and returns how the send completed.
+  absl::Status SendAndWait(std::vector<uint8_t> message) {
+    auto done = std::make_shared<std::promise<absl::Status>>();
+    std::future<absl::Status> status = done->get_future();
+    attention_plane_->Send(kServer, std::make_shared<const std::vector<uint8_t>>(std::move(message)),
+                           [done](absl::Status s) { done->set_value(s); });
+    return status.get();
+  }
 
   // Waits until `n` combines have arrived in all; returns them.
   std::vector<Combine> WaitForCombines(size_t n) {
@@ -238,7 +248,7 @@ TEST(ExpertServerTest, Bf16CombineCarriesRoundedOutputs) {
   }
 }
 
-TEST(ExpertServerTest, MalformedMessagesAreDroppedAndCountedWhileGoodOnesAreAnswered) {
+TEST(ExpertServerTest, MisroutedDispatchesAreDroppedAndCountedWhileGoodOnesAreAnswered) {
   TestExperts experts;
   ExpertServerOptions options = Options(/*capacity=*/4);
   options.dispatch_dtype = WireDType::kFP32;
@@ -247,37 +257,12 @@ TEST(ExpertServerTest, MalformedMessagesAreDroppedAndCountedWhileGoodOnesAreAnsw
   const std::vector<float> x = RandomRows(1, 3);
 
   int bad = 0;
-  h.Send({1, 2, 3, 4, 5});  // garbage bytes
-  ++bad;
-  h.Send({});  // empty
-  ++bad;
-  std::vector<uint8_t> truncated = Dispatch(1, {{0, 0}}, x);
-  truncated.pop_back();
-  h.Send(truncated);
-  ++bad;
-  h.Send(Dispatch(1, {{0, 0}}, std::vector<float>(kHidden / 2, 0.5f), 1, WireDType::kFP32,
-                  kHidden / 2));
-  ++bad;  // wrong hidden size (the payload matches its own header)
-  std::vector<float> wide(kHidden * 2, 0.5f);
-  h.Send(Dispatch(1, {{0, 0}}, wide, 1, WireDType::kFP32, kHidden * 2));
-  ++bad;
   h.Send(Dispatch(1, {{2, 0}}, x));  // slot 2 not loaded
-  ++bad;
-  h.Send(Dispatch(1, {{9, 0}}, x));  // slot beyond the capacity
   ++bad;
   h.Send(Dispatch(1, {{0, 0}, {1, 1}}, RandomRows(2, 6)));  // slot 1 holds layer 2
   ++bad;
   h.Send(Dispatch(2, {{0, 0}}, x));  // slot 0 holds layer 1
   ++bad;
-  {
-    transport::MessageHeader combine;
-    combine.layer = 1;
-    combine.token_count = 1;
-    combine.hidden = kHidden;
-    combine.dtype = WireDType::kFP32;
-    h.Send(transport::EncodeCombine(combine, std::vector<TokenRoute>{{0, 0}}, x));
-    ++bad;  // a combine where a dispatch belongs
-  }
   h.Send(Dispatch(1, {{0, 0}}, x, 1, WireDType::kBF16));  // not the cluster's dispatch dtype
   ++bad;
 
@@ -291,10 +276,52 @@ TEST(ExpertServerTest, MalformedMessagesAreDroppedAndCountedWhileGoodOnesAreAnsw
   h.Barrier();
   const ExpertServerStats stats = h.server().stats();
   EXPECT_EQ(stats.rejected, static_cast<uint64_t>(bad));
+  EXPECT_EQ(stats.distrusted, 0u);
   EXPECT_EQ(stats.dispatches, 1u);
   EXPECT_EQ(stats.tokens, 1u);
   // Nothing else was sent for the rejected ones.
   EXPECT_EQ(h.WaitForCombines(1).size(), 1u);
+}
+
+TEST(ExpertServerTest, ASenderOfAMalformedMessageIsDisconnectedAndNotHeardAgain) {
+  const std::vector<float> x = RandomRows(1, 3);
+  std::vector<uint8_t> truncated = Dispatch(1, {{0, 0}}, x);
+  truncated.pop_back();
+  transport::MessageHeader combine;
+  combine.layer = 1;
+  combine.token_count = 1;
+  combine.hidden = kHidden;
+  combine.dtype = WireDType::kFP32;
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> malformed = {
+      {"garbage bytes", {1, 2, 3, 4, 5}},
+      {"empty", {}},
+      {"truncated", truncated},
+      {"narrower hidden size",
+       Dispatch(1, {{0, 0}}, std::vector<float>(kHidden / 2, 0.5f), 1, WireDType::kFP32,
+                kHidden / 2)},
+      {"wider hidden size",
+       Dispatch(1, {{0, 0}}, std::vector<float>(kHidden * 2, 0.5f), 1, WireDType::kFP32,
+                kHidden * 2)},
+      {"slot beyond the capacity", Dispatch(1, {{9, 0}}, x)},
+      {"a combine", transport::EncodeCombine(combine, std::vector<TokenRoute>{{0, 0}}, x)},
+  };
+  for (const auto& [name, message] : malformed) {
+    TestExperts experts;
+    InprocHarness h(experts, Options(/*capacity=*/4));
+    ASSERT_TRUE(h.server().LoadSlots({{0, 1, 0}}).ok());
+    h.Send(message);
+    for (int i = 0; i < 500 && h.server().stats().distrusted < 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(h.server().stats().distrusted, 1u) << name;
+    // The connection is closed; a well-formed dispatch after it does not get through
+    // (and would be dropped unread if the transport still delivered it).
+    const absl::Status sent = h.SendAndWait(Dispatch(1, {{0, 0}}, x));
+    EXPECT_EQ(sent.code(), absl::StatusCode::kUnavailable) << name << ": " << sent;
+    h.Barrier();
+    const ExpertServerStats stats = h.server().stats();
+    EXPECT_EQ(stats.dispatches, 0u) << name;
+  }
 }
 
 TEST(ExpertServerTest, AnyDispatchDtypeIsAcceptedWithoutAConfiguredOne) {
