@@ -31,19 +31,25 @@ TEST(MoeLayersTest, SkipsTheFirstDenseLayers) {
   EXPECT_TRUE(MoeLayers(*config).empty());
 }
 
+// Every slot of `placement` as (layer, worker, slot, expert), in placement order.
+std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> Slots(
+    const cluster::Placement& placement) {
+  std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> slots;
+  for (const auto& layer : placement.layers()) {
+    for (const auto& slot : layer.slots()) {
+      slots.emplace_back(layer.layer(), slot.worker_id(), slot.slot(), slot.logical_expert());
+    }
+  }
+  return slots;
+}
+
 TEST(PlanInitialPlacementTest, RoundRobinWithSlotsNumberedPerWorker) {
   absl::StatusOr<cluster::Placement> plan =
       PlanInitialPlacement({1, 2}, 3, {{5, 10}, {8, 10}}, /*version=*/1);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->version(), 1u);
   ASSERT_EQ(plan->layers_size(), 2);
-  std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> got;  // layer, worker, slot, e
-  for (const auto& layer : plan->layers()) {
-    for (const auto& slot : layer.slots()) {
-      got.emplace_back(layer.layer(), slot.worker_id(), slot.slot(), slot.logical_expert());
-    }
-  }
-  EXPECT_THAT(got, ElementsAre(std::make_tuple(1u, 5u, 0u, 0u), std::make_tuple(1u, 8u, 0u, 1u),
+  EXPECT_THAT(Slots(*plan), ElementsAre(std::make_tuple(1u, 5u, 0u, 0u), std::make_tuple(1u, 8u, 0u, 1u),
                                std::make_tuple(1u, 5u, 1u, 2u), std::make_tuple(2u, 8u, 1u, 0u),
                                std::make_tuple(2u, 5u, 2u, 1u), std::make_tuple(2u, 8u, 2u, 2u)));
 }
@@ -277,13 +283,7 @@ TEST(PlacementFromLoadedSlotsTest, RebuildsTheLayersWhenEveryExpertIsCovered) {
   std::optional<cluster::Placement> placement = PlacementFromLoadedSlots({1, 2}, 2, workers, 9);
   ASSERT_TRUE(placement.has_value());
   EXPECT_EQ(placement->version(), 9u);
-  std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> got;  // layer, worker, slot, e
-  for (const auto& layer : placement->layers()) {
-    for (const auto& slot : layer.slots()) {
-      got.emplace_back(layer.layer(), slot.worker_id(), slot.slot(), slot.logical_expert());
-    }
-  }
-  EXPECT_THAT(got, ElementsAre(std::make_tuple(1u, 5u, 1u, 1u), std::make_tuple(1u, 5u, 2u, 1u),
+  EXPECT_THAT(Slots(*placement), ElementsAre(std::make_tuple(1u, 5u, 1u, 1u), std::make_tuple(1u, 5u, 2u, 1u),
                                std::make_tuple(1u, 7u, 3u, 0u), std::make_tuple(2u, 5u, 0u, 0u),
                                std::make_tuple(2u, 7u, 0u, 1u)));
 

@@ -356,14 +356,21 @@ TEST(EngineTest, BadRequestsAreRejectedAndNothingIsQueued) {
   EXPECT_EQ(env.events["ok"].size(), 8u);  // two runs of 4 tokens
 }
 
+// Runs `r` alone in `env` without stop strings; its text (2 characters per token).
+std::string RunAlone(Env& env, Request r) {
+  r.stop.clear();
+  EXPECT_TRUE(env.Submit(r).ok());
+  env.engine().RunUntilIdle();
+  const std::string text = env.Text(r.id);
+  EXPECT_EQ(text.size(), 2 * static_cast<size_t>(r.max_tokens));
+  return text;
+}
+
 TEST(EngineTest, StopStringSpanningTokensEndsTheTextBeforeIt) {
   Request r = MakeRequest("s", Prompt(6, 3), 12, Greedy());
   r.ignore_eos = true;
   Env probe(64);
-  ASSERT_TRUE(probe.Submit(r).ok());
-  probe.engine().RunUntilIdle();
-  const std::string full = probe.Text("s");
-  ASSERT_EQ(full.size(), 24u);
+  const std::string full = RunAlone(probe, r);
   EXPECT_EQ(probe.Final("s").finish, FinishReason::kLength);
 
   // Characters 5 and 6: the end of token 2 and the start of token 3.
@@ -391,10 +398,7 @@ TEST(EngineTest, AResumedRequestMatchesAStopStringSpanningTheBreak) {
   Request r = MakeRequest("s", Prompt(6, 3), 12, Greedy());
   r.ignore_eos = true;
   Env probe(64);
-  ASSERT_TRUE(probe.Submit(r).ok());
-  probe.engine().RunUntilIdle();
-  const std::string full = probe.Text("s");
-  ASSERT_EQ(full.size(), 24u);  // 2 characters per token
+  const std::string full = RunAlone(probe, r);
   // Characters 5..8: the end of token 2, token 3, the start of token 4.
   const std::string stop = full.substr(5, 4);
   ASSERT_EQ(full.find(stop), 5u);
