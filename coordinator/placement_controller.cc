@@ -205,7 +205,7 @@ void PlacementController::GetState(absl::AnyInvocable<void(ClusterState)> done) 
               [this, done = std::move(done)]() mutable { done(MakeState()); });
 }
 
-ClusterState PlacementController::MakeState() const {
+ClusterState PlacementController::MakeState() {
   YARD_DCHECK_ON_STRAND(actor_);
   ClusterState state;
   std::set<uint32_t> live_experts;
@@ -240,11 +240,16 @@ ClusterState PlacementController::MakeState() const {
     state.experts_complete = complete;
   }
   // Serving also needs every live attention worker to route by a placement: one that
-  // has not installed any yet would fail the first request sent to it.
-  state.ready = published_.version() > 0 &&
-                state.attention_workers >= options_.expected_attention_workers &&
-                state.expert_workers >= options_.expected_expert_workers &&
-                (state.attention_workers == 0 || state.attention_acked_version > 0);
+  // has not installed any yet would fail the first request sent to it. The expected
+  // worker counts gate only the bring-up: a cluster that lost a worker and recovered
+  // (every expert placed on a live worker) still serves.
+  const bool expected_alive = state.attention_workers >= options_.expected_attention_workers &&
+                              state.expert_workers >= options_.expected_expert_workers;
+  const bool attention_ok = state.attention_workers > 0 ? state.attention_acked_version > 0
+                                                         : options_.expected_attention_workers == 0;
+  state.ready = published_.version() > 0 && attention_ok &&
+                (expected_alive || (brought_up_ && state.experts_complete));
+  if (state.ready) brought_up_ = true;
   return state;
 }
 

@@ -50,8 +50,9 @@ struct PlacementOptions {
 
 // What Health and Admin.Status show.
 struct ClusterState {
-  // Placement published, the expected workers alive, and every live attention worker
-  // routing by a placement (acknowledged one).
+  // Placement published, every live attention worker routing by a placement
+  // (acknowledged one), and the expected workers alive — or, once that was reached,
+  // at least one attention worker and every expert on a live expert worker.
   bool ready = false;
   int attention_workers = 0;  // alive
   int expert_workers = 0;     // alive
@@ -121,7 +122,7 @@ class PlacementController {
   void OnLoaded(uint64_t version, uint32_t worker_id,
                 absl::StatusOr<cluster::LoadSlotsResponse> result);
   void DoPublish(cluster::Placement placement);
-  ClusterState MakeState() const;
+  ClusterState MakeState();
 
   const PlacementOptions options_;
   ExpertLoaderInterface& loader_;
@@ -133,6 +134,7 @@ class PlacementController {
   cluster::Placement loading_;
   int loads_pending_ = 0;
   absl::Status last_error_;
+  bool brought_up_ = false;  // ready once with every expected worker alive
   std::vector<std::shared_ptr<PlacementSinkInterface>> sinks_;
   std::map<uint32_t, uint64_t> acked_;  // attention worker → newest version acknowledged
   actor::Actor actor_;  // last: destroyed first

@@ -1,8 +1,9 @@
-// Malformed requests to every service of a real cluster (coordinator, one attention
-// worker, one expert worker on loopback): each is refused with the precise code and a
-// message naming the field, and afterwards the cluster still serves the same greedy
-// tokens as before. (Text that is not UTF-8 cannot be sent: proto3 string fields are
-// checked by protobuf itself on both ends; the tokenizer's own check is unit-tested.)
+// Malformed requests, full queues and TLS on a real cluster (coordinator, one
+// attention worker, one expert worker on loopback). Every malformed request to every
+// service is refused with the precise code and a message naming the field, and
+// afterwards the cluster still serves the same greedy tokens as before. (Text that is
+// not UTF-8 cannot be sent: proto3 string fields are checked by protobuf itself on both
+// ends; the tokenizer's own check is unit-tested.)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -68,7 +69,7 @@ class BadInputTest : public ::testing::Test {
     auto cluster = testing::LocalCluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = *std::move(cluster);
-    auto channel = grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials());
+    auto channel = cluster_->Channel();
     generation_ = generation::Generation::NewStub(channel);
     cluster_stub_ = cluster::Cluster::NewStub(channel);
     admin_ = admin::Admin::NewStub(channel);
@@ -585,6 +586,46 @@ TEST_F(CoordinatorBoundTest, BeyondMaxRequestsIsResourceExhausted) {
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(tokens.size(), static_cast<size_t>(kLongTokens));
   EXPECT_TRUE(Generate(Tokens({0, 7, 8}, 8)).ok());
+}
+
+// TLS on a real cluster: the coordinator serves with a certificate made by openssl here
+// (its own root), the workers register and heartbeat over TLS (--tls-ca), and a client
+// trusting it generates as over plaintext; a plaintext client gets nowhere, and a TLS
+// client without the cluster token is still refused by Cluster.
+class TlsClusterTest : public BadInputTest {
+ protected:
+  void Configure(testing::LocalClusterOptions& options) override {
+    const std::string dir = std::getenv("TEST_TMPDIR");
+    const std::string command =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+        "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/key.pem -out " + dir +
+        "/cert.pem 2>" + dir + "/openssl.log";
+    ASSERT_EQ(std::system(command.c_str()), 0) << "openssl failed; see openssl.log";
+    options.tls_cert_file = dir + "/cert.pem";
+    options.tls_key_file = dir + "/key.pem";
+  }
+};
+
+TEST_F(TlsClusterTest, WorkersAndClientsSpeakTlsAndPlaintextIsRefused) {
+  std::vector<int32_t> tokens;
+  const grpc::Status generated = Generate(Tokens({0, 5, 6}, 8), &tokens);
+  ASSERT_TRUE(generated.ok()) << generated.error_message() << "\n" << cluster_->LogTails();
+  EXPECT_EQ(tokens.size(), 8u);
+
+  auto plaintext = generation::Generation::NewStub(
+      grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  Key(context);
+  generation::HealthResponse health;
+  EXPECT_EQ(plaintext->Health(&context, {}, &health).error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  cluster::HeartbeatRequest beat;
+  beat.set_worker_id(1);
+  EXPECT_EQ((ClusterCall<cluster::HeartbeatRequest, cluster::HeartbeatResponse>(
+                 &cluster::Cluster::Stub::Heartbeat, beat, nullptr, /*token=*/false))
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
 }
 
 }  // namespace

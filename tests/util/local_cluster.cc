@@ -95,6 +95,10 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     auth_flags = {"--cluster-token-file=" + token_file};
   }
   coordinator.insert(coordinator.end(), auth_flags.begin(), auth_flags.end());
+  if (!options.tls_cert_file.empty()) {
+    coordinator.push_back("--tls-cert=" + options.tls_cert_file);
+    coordinator.push_back("--tls-key=" + options.tls_key_file);
+  }
   coordinator.insert(coordinator.end(), options.coordinator_flags.begin(),
                      options.coordinator_flags.end());
   cluster->coordinator_argv_ = coordinator;
@@ -106,6 +110,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   // only the other kind defines.
   std::vector<std::string> worker_flags = options.worker_flags;
   if (!options.cluster_token.empty()) worker_flags.push_back(auth_flags[0]);
+  if (!options.tls_cert_file.empty()) worker_flags.push_back("--tls-ca=" + options.tls_cert_file);
   std::string undefok;
   for (const std::string& flag : options.worker_flags) {
     if (flag.rfind("--", 0) != 0) continue;
@@ -126,8 +131,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     if (!s.ok()) return fail(std::string(s.message()));
   }
 
-  auto stub = generation::Generation::NewStub(
-      grpc::CreateChannel(cluster->address_, grpc::InsecureChannelCredentials()));
+  auto stub = generation::Generation::NewStub(cluster->Channel());
   while (true) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -197,6 +201,15 @@ absl::Status LocalCluster::AddWorker(bool expert) {
   }
   argv.insert(argv.end(), worker_flags_.begin(), worker_flags_.end());
   return Spawn(absl::StrCat(expert ? "expert_worker_" : "attention_worker_", index), argv);
+}
+
+std::shared_ptr<grpc::Channel> LocalCluster::Channel() const {
+  if (options_.tls_cert_file.empty()) {
+    return grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  }
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFile(options_.tls_cert_file);
+  return grpc::CreateChannel(address_, grpc::SslCredentials(tls));
 }
 
 std::string LocalCluster::LogTails() const {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
+
 #include "absl/status/statusor.h"
 
 namespace yard::testing {
@@ -29,6 +31,11 @@ struct LocalClusterOptions {
   // The cluster token (written to log_dir/cluster_token for every process's
   // --cluster-token-file); yardctl presents it too. Empty: --insecure-no-auth.
   std::string cluster_token = "e2e-cluster-token";
+  // PEM certificate and key: the coordinator serves TLS with them, and the workers,
+  // the readiness check and Channel() trust that certificate (it is its own root).
+  // Empty: plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Extra coordinator flags, in --name=value form.
   std::vector<std::string> coordinator_flags;
   std::chrono::seconds ready_timeout{180};
@@ -49,6 +56,8 @@ class LocalCluster {
 
   // The coordinator's host:port.
   const std::string& address() const { return address_; }
+  // A channel to it (TLS when the cluster uses TLS).
+  std::shared_ptr<grpc::Channel> Channel() const;
   // The last lines of every process's log, for failure messages.
   std::string LogTails() const;
 

@@ -214,10 +214,28 @@ TEST_F(PlacementControllerTest, LoadsThenPublishesVersionOneToWatchers) {
   Step();
   EXPECT_EQ(late->received.size(), 2u);
   EXPECT_EQ(early->received.size(), 2u);  // closed sinks are dropped
-  // Losing an expert worker leaves experts uncovered.
+  // Losing an expert worker leaves experts uncovered: not serving.
   controller_.OnWorkers({Worker(1, cluster::ROLE_ATTENTION, 0), Worker(2, cluster::ROLE_EXPERT, 4),
                          Worker(3, cluster::ROLE_EXPERT, 4, /*alive=*/false)});
   EXPECT_FALSE(State().experts_complete);
+  EXPECT_FALSE(State().ready);
+  // Once its experts are placed on the survivor, the cluster serves again with one
+  // expert worker fewer than it was started with.
+  cluster::Placement recovered = v2;
+  recovered.set_version(3);
+  for (auto& layer : *recovered.mutable_layers()) {
+    for (auto& slot : *layer.mutable_slots()) slot.set_worker_id(2);
+  }
+  controller_.Publish(recovered);
+  controller_.OnAck(1, 3);
+  const ClusterState degraded = State();
+  EXPECT_TRUE(degraded.experts_complete);
+  EXPECT_EQ(degraded.expert_workers, 1);
+  EXPECT_TRUE(degraded.ready);
+  // No attention worker alive: not serving.
+  controller_.OnWorkers({Worker(1, cluster::ROLE_ATTENTION, 0, /*alive=*/false),
+                         Worker(2, cluster::ROLE_EXPERT, 4)});
+  EXPECT_FALSE(State().ready);
 }
 
 TEST_F(PlacementControllerTest, ShortCapacityWaitsAndReportsTheError) {
