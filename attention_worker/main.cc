@@ -218,6 +218,7 @@ int Run() {
   const auto load_interval = std::chrono::milliseconds(absl::GetFlag(FLAGS_load_report_ms));
   auto last_load_report = std::chrono::steady_clock::now();
   auto fill_heartbeat = [&] {
+    peers.Reconnect(plane, id, [&remote](transport::PeerId peer) { remote.OnPeerConnected(peer); });
     const uint64_t installed = installs.load();
     if (installed > acked_installs.load() &&
         client->AckPlacement(id, installed_version.load()).ok()) {
@@ -249,7 +250,7 @@ int Run() {
   transport::ClusterClient::HeartbeatHandlers handlers{
       .fill = fill_heartbeat,
       .registration =
-          [&installed_version, registration] {
+          [&installed_version, registration](const cluster::HeartbeatResponse&) {
             cluster::RegisterRequest again = registration;
             again.mutable_info()->set_placement_version(installed_version.load());
             return again;

@@ -244,6 +244,14 @@ std::vector<uint32_t> RemoteExpertBackend::TakeRowsToResend(
       if (f.answered_by[row] == 0) rows.push_back(row);
     }
   };
+  // Offered placements arrive before they are installed, so the offered one is never
+  // older than routing_.
+  by = offered_ != nullptr ? offered_ : routing_;
+  const bool retry_orphans = !f.orphans.empty() && by != f.orphans_tried;
+  // The coordinator made that placement from its heartbeats: a worker that was late
+  // earlier in this step and is named there is alive (it was stopped, or slow, and
+  // came back), so it may serve again; still silent, it is late again below.
+  if (retry_orphans) f.avoid.clear();
   for (auto& [id, d] : f.dispatches) {
     if (d.lost) {
       d.lost = false;
@@ -259,10 +267,7 @@ std::vector<uint32_t> RemoteExpertBackend::TakeRowsToResend(
       take_unanswered(d);
     }
   }
-  // Offered placements arrive before they are installed, so the offered one is never
-  // older than routing_.
-  by = offered_ != nullptr ? offered_ : routing_;
-  if (!f.orphans.empty() && by != f.orphans_tried) {
+  if (retry_orphans) {
     for (const uint32_t row : f.orphans) {
       if (f.answered_by[row] == 0) rows.push_back(row);
     }

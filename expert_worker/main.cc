@@ -78,6 +78,9 @@ int Run() {
   server_options.dispatch_dtype = *dispatch;
   ExpertServer server(*views, server_options);
 
+  // Attention workers are data-plane peers: connect to each once (combines go back); a
+  // lost connection is made again (Reconnect, from the heartbeat thread).
+  transport::PlacementPeers peers("expert_worker");
   transport::UcxOptions ucx;
   ucx.transports = absl::GetFlag(FLAGS_ucx_tls);
   ucx.config.push_back({"RNDV_SCHEME", absl::GetFlag(FLAGS_ucx_rndv_scheme)});
@@ -88,9 +91,10 @@ int Run() {
               [&server](transport::PeerId from, std::vector<uint8_t> message) {
                 server.OnDispatch(from, std::move(message));
               },
-              [](transport::PeerId peer, absl::Status why) {
+              [&peers](transport::PeerId peer, absl::Status why) {
                 std::fprintf(stderr, "expert_worker: peer %u: %s\n", peer,
                              std::string(why.message()).c_str());
+                peers.Forget(peer);
               }});
   if (!data_plane.ok()) return Fail(data_plane.status().message());
 
@@ -106,12 +110,9 @@ int Run() {
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || port == 0) return Fail("cannot start the gRPC service");
 
-  // Attention workers are data-plane peers: connect to each once (combines go back).
-  // Declared before the client, whose threads use them (and the loop, which a lost
-  // identity stops) until it is destroyed.
+  // Declared before the client, whose threads use it (a lost identity stops it).
   actor::EventLoop loop(1);
   std::atomic<bool> identity_lost{false};
-  transport::PlacementPeers peers("expert_worker");
   transport::ClusterClient coordinator(absl::GetFlag(FLAGS_coordinator), *security);
   cluster::RegisterRequest registration;
   cluster::WorkerInfo* info = registration.mutable_info();
@@ -134,15 +135,22 @@ int Run() {
 
   transport::ClusterClient::HeartbeatHandlers handlers{
       .fill =
-          [id] {
+          [id, &peers, &data_plane] {
+            peers.Reconnect(**data_plane, id);
             cluster::HeartbeatRequest beat;
             beat.set_worker_id(id);
             return beat;
           },
       .registration =
-          [&server, &service, registration] {
-            // What it holds now: a restarted coordinator takes these slots over.
+          [&server, &service, registration](const cluster::HeartbeatResponse& answer) {
             cluster::RegisterRequest again = registration;
+            if (answer.placement_version() > 0) {
+              // The coordinator serves a placement made without this worker (it was
+              // declared dead): what the slots hold is stale. Join afresh, empty.
+              server.LoadSlots({}, /*release_others=*/true).IgnoreError();
+              return again;
+            }
+            // The coordinator restarted: it takes these slots over.
             for (const ExpertServer::SlotLoad& l : server.LoadedSlots()) {
               cluster::SlotLoad* slot = again.mutable_info()->add_loaded_slots();
               slot->set_slot(l.slot);

@@ -6,6 +6,11 @@ namespace yard::transport {
 
 void PlacementPeers::Update(UcxDataPlane& plane, PeerId self, const cluster::Placement& placement,
                             const std::function<void(PeerId)>& on_connected) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    latest_.mutable_peers()->CopyFrom(placement.peers());
+    forgotten_.clear();
+  }
   std::set<PeerId> allowed;
   for (const cluster::Peer& peer : placement.peers()) allowed.insert(peer.worker_id());
   plane.SetAllowedPeers(std::move(allowed));
@@ -28,7 +33,18 @@ void PlacementPeers::Update(UcxDataPlane& plane, PeerId self, const cluster::Pla
 
 void PlacementPeers::Forget(PeerId peer) {
   std::lock_guard<std::mutex> lock(mu_);
-  connected_.erase(peer);
+  if (connected_.erase(peer) > 0) forgotten_.insert(peer);
+}
+
+void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,
+                               const std::function<void(PeerId)>& on_connected) {
+  cluster::Placement latest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (forgotten_.empty()) return;
+    latest = latest_;
+  }
+  Update(plane, self, latest, on_connected);
 }
 
 }  // namespace yard::transport

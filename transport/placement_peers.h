@@ -27,13 +27,21 @@ class PlacementPeers {
   // `self`) not connected yet; `on_connected(peer)` follows each new connection.
   void Update(UcxDataPlane& plane, PeerId self, const cluster::Placement& placement,
               const std::function<void(PeerId)>& on_connected = nullptr);
-  // `peer`'s connection is gone: the next placement naming it connects it afresh.
+  // `peer`'s connection is gone: the next placement naming it (or Reconnect) connects
+  // it afresh.
   void Forget(PeerId peer);
+  // Connects again the forgotten peers of the latest placement (a connection can fail
+  // while the placement stays the same, e.g. when a peer was stopped for a while).
+  // Call from a control thread (not the data plane's handlers), like Update.
+  void Reconnect(UcxDataPlane& plane, PeerId self,
+                 const std::function<void(PeerId)>& on_connected = nullptr);
 
  private:
   const std::string who_;
   std::mutex mu_;
   std::set<PeerId> connected_;
+  std::set<PeerId> forgotten_;          // lost since the latest Update
+  cluster::Placement latest_;           // the peers it named
 };
 
 }  // namespace yard::transport

@@ -118,6 +118,9 @@ struct Scenario {
   // Which worker to kill: the role, and whether to start a new one after.
   std::string kill_role;
   bool restart = false;
+  // Instead of killing it, stop the worker (SIGSTOP) for this long, then let it go on:
+  // a silent worker that the coordinator declares dead and that then comes back.
+  std::chrono::milliseconds pause{0};
 };
 
 // The cluster of a scenario: tiny-v3, deterministic, fast heartbeats.
@@ -174,11 +177,16 @@ class FaultE2eTest : public ::testing::Test {
         if (w.running > target.running) target = w;
       }
       victim = target.id;
-      ASSERT_EQ(kill(target.pid, SIGKILL), 0);
+      const bool pause = scenario.pause.count() > 0;
+      ASSERT_EQ(kill(target.pid, pause ? SIGSTOP : SIGKILL), 0);
       killed_at = Clock::now();
-      std::printf("[%s] killed %s worker %d (pid %d, %d requests running)\n",
-                  scenario.name.c_str(), scenario.kill_role.c_str(), target.id, target.pid,
-                  target.running);
+      std::printf("[%s] %s %s worker %d (pid %d, %d requests running)\n", scenario.name.c_str(),
+                  pause ? "stopped" : "killed", scenario.kill_role.c_str(), target.id,
+                  target.pid, target.running);
+      if (pause) {
+        std::this_thread::sleep_for(scenario.pause);
+        ASSERT_EQ(kill(target.pid, SIGCONT), 0);
+      }
       if (scenario.restart) {
         ASSERT_TRUE(cluster_->AddWorker(scenario.kill_role == "expert").ok());
       }
@@ -241,6 +249,21 @@ class FaultE2eTest : public ::testing::Test {
       }
       EXPECT_GT(newest, victim);
       EXPECT_GT(slots, 0) << "the restarted expert worker holds no slot";
+    }
+    if (scenario.pause.count() > 0) {
+      // The worker came back under its id, freed what it held (its experts had been
+      // reloaded elsewhere) and was given slots again by a rebalance onto it.
+      int slots = 0;
+      for (int i = 0; i < 200 && slots == 0; ++i) {
+        for (const nlohmann::json& w : Status(yardctl_)["workers"]) {
+          if (w["id"].get<int>() == victim && w["healthy"].get<bool>()) {
+            slots = w["slots_used"].get<int>();
+          }
+        }
+        if (slots == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      EXPECT_GT(slots, 0) << "the returning worker " << victim << " holds no slot\n"
+                          << cluster_->LogTails();
     }
   }
 
@@ -314,6 +337,18 @@ TEST_F(FaultE2eTest, CoordinatorRestarted) {
               after_restart["placement_version"].get<int>(),
               HasFailure() ? "FAILURES" : "new requests' outputs unchanged");
   if (HasFailure()) std::printf("%s\n", cluster_->LogTails().c_str());
+}
+
+// A silent expert worker (SIGSTOP beyond the heartbeat timeout): its rows wait for
+// the coordinator to reload its experts on the other worker, then it comes back.
+// DISABLED: it fails today (issue #6 stays open for it). While the worker is stopped,
+// the attention worker's UCX endpoints to both expert workers fail with "Endpoint
+// timeout", and after the worker returns (registered again, given slots by a
+// rebalance) its rows are never answered: each request fails at --expert-timeout-ms
+// and its resumes fail the same way. Run it with --gtest_also_run_disabled_tests.
+TEST_F(FaultE2eTest, DISABLED_ExpertWorkerSilentThenBack) {
+  Run({.name = "expert-silent", .attention = 1, .experts = 2, .kill_role = "expert",
+       .pause = std::chrono::milliseconds(2500)});
 }
 
 TEST_F(FaultE2eTest, ExpertWorkerWithReplicasKilled) {

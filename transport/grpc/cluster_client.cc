@@ -70,7 +70,7 @@ void ClusterClient::StartHeartbeats(uint32_t worker_id, std::chrono::millisecond
       const grpc::Status status = stub_->Heartbeat(&context, handlers.fill(), &response);
       // An error (the coordinator is down or restarting) is retried at the next beat.
       if (!status.ok() || response.known()) continue;
-      cluster::RegisterRequest request = handlers.registration();
+      cluster::RegisterRequest request = handlers.registration(response);
       request.set_previous_worker_id(worker_id);
       absl::StatusOr<cluster::RegisterResponse> registered = Register(request, 2 * interval);
       if (!registered.ok()) continue;  // tried again after the next unknown beat

@@ -45,9 +45,12 @@ class ClusterClient {
     // The next heartbeat.
     std::function<cluster::HeartbeatRequest()> fill;
     // The worker's registration as of now (e.g. the slots it holds), sent again when
-    // a heartbeat answers known=false: the coordinator restarted, or had declared this
-    // worker dead. The client asks for the same worker id (previous_worker_id).
-    std::function<cluster::RegisterRequest()> registration;
+    // a heartbeat answers known=false (`answer`): the coordinator restarted, or had
+    // declared this worker dead — then answer.placement_version() is that of a
+    // placement made without it. The client asks for the same worker id
+    // (previous_worker_id).
+    std::function<cluster::RegisterRequest(const cluster::HeartbeatResponse& answer)>
+        registration;
     // Registered again under the same id.
     std::function<void()> on_registered_again;
     // The coordinator gave another id (a new worker took this one while the

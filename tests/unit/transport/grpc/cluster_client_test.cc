@@ -109,7 +109,7 @@ class ClusterClientTest : public ::testing::Test {
                   return beat;
                 },
             .registration =
-                [request, version] {
+                [request, version](const cluster::HeartbeatResponse&) {
                   cluster::RegisterRequest again = request;
                   again.mutable_info()->set_placement_version(version);
                   return again;
