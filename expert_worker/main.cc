@@ -142,12 +142,15 @@ int Run() {
             return beat;
           },
       .registration =
-          [&server, &service, registration](const cluster::HeartbeatResponse& answer) {
+          [&server, &service, &peers, &data_plane,
+           registration](const cluster::HeartbeatResponse& answer) {
             cluster::RegisterRequest again = registration;
             if (answer.placement_version() > 0) {
               // The coordinator serves a placement made without this worker (it was
-              // declared dead): what the slots hold is stale. Join afresh, empty.
+              // declared dead: stopped or cut off): what the slots hold is stale, and
+              // so may be its connections. Join afresh: empty, connections remade.
               server.LoadSlots({}, /*release_others=*/true).IgnoreError();
+              for (const transport::PeerId peer : peers.ForgetAll()) (*data_plane)->Disconnect(peer);
               return again;
             }
             // The coordinator restarted: it takes these slots over.

@@ -36,6 +36,14 @@ void PlacementPeers::Forget(PeerId peer) {
   if (connected_.erase(peer) > 0) forgotten_.insert(peer);
 }
 
+std::vector<PeerId> PlacementPeers::ForgetAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<PeerId> all(connected_.begin(), connected_.end());
+  forgotten_.insert(connected_.begin(), connected_.end());
+  connected_.clear();
+  return all;
+}
+
 void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,
                                const std::function<void(PeerId)>& on_connected) {
   cluster::Placement latest;

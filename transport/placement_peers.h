@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "proto/cluster.pb.h"
 #include "transport/ucx/ucx_data_plane.h"
@@ -30,6 +31,9 @@ class PlacementPeers {
   // `peer`'s connection is gone: the next placement naming it (or Reconnect) connects
   // it afresh.
   void Forget(PeerId peer);
+  // Forgets every connected peer and returns them (to be disconnected): after this
+  // worker was declared dead its connections are suspect, so all are made afresh.
+  std::vector<PeerId> ForgetAll();
   // Connects again the forgotten peers of the latest placement (a connection can fail
   // while the placement stays the same, e.g. when a peer was stopped for a while).
   // Call from a control thread (not the data plane's handlers), like Update.
