@@ -228,16 +228,9 @@ ClusterState PlacementController::MakeState() {
   state.placement = published_;
   state.last_error = last_error_;
   if (published_.version() > 0) {
-    // Each (layer, expert) needs one slot on a live worker.
-    bool complete = true;
-    for (const cluster::LayerPlacement& layer : published_.layers()) {
-      std::set<uint32_t> covered;
-      for (const cluster::Slot& slot : layer.slots()) {
-        if (live_experts.contains(slot.worker_id())) covered.insert(slot.logical_expert());
-      }
-      if (static_cast<int64_t>(covered.size()) < options_.num_experts) complete = false;
-    }
-    state.experts_complete = complete;
+    state.experts_complete = CoversEveryExpert(
+        published_, options_.num_experts,
+        [&live_experts](uint32_t worker) { return live_experts.contains(worker); });
   }
   // Serving also needs every live attention worker to route by a placement: one that
   // has not installed any yet would fail the first request sent to it. The expected

@@ -89,7 +89,6 @@ std::optional<cluster::Placement> PlacementFromLoadedSlots(
   cluster::Placement placement;
   placement.set_version(version);
   for (size_t i = 0; i < moe_layers.size(); ++i) {
-    std::set<uint32_t> covered;
     cluster::LayerPlacement* layer = placement.add_layers();
     layer->set_layer(moe_layers[i]);
     for (const auto& [at, expert] : layers[i]) {
@@ -97,11 +96,24 @@ std::optional<cluster::Placement> PlacementFromLoadedSlots(
       slot->set_worker_id(at.first);
       slot->set_slot(at.second);
       slot->set_logical_expert(expert);
-      covered.insert(expert);
     }
-    if (static_cast<int64_t>(covered.size()) < num_experts) return std::nullopt;
+  }
+  if (!CoversEveryExpert(placement, num_experts, [](uint32_t) { return true; })) {
+    return std::nullopt;
   }
   return placement;
+}
+
+bool CoversEveryExpert(const cluster::Placement& placement, int64_t num_experts,
+                       const std::function<bool(uint32_t worker_id)>& usable) {
+  for (const cluster::LayerPlacement& layer : placement.layers()) {
+    std::set<uint32_t> covered;
+    for (const cluster::Slot& slot : layer.slots()) {
+      if (usable(slot.worker_id())) covered.insert(slot.logical_expert());
+    }
+    if (static_cast<int64_t>(covered.size()) < num_experts) return false;
+  }
+  return true;
 }
 
 cluster::LoadSlotsRequest LoadRequestFor(const cluster::Placement& placement,

@@ -4,6 +4,7 @@
 #define SWITCHYARD_COORDINATOR_PLACEMENT_PLAN_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -48,6 +49,11 @@ struct ExpertWorkerSlots {
 std::optional<cluster::Placement> PlacementFromLoadedSlots(
     const std::vector<uint32_t>& moe_layers, int64_t num_experts,
     const std::vector<ExpertWorkerSlots>& workers, uint64_t version);
+
+// Whether each (layer, expert) of `placement` has a slot on a worker that `usable`
+// accepts.
+bool CoversEveryExpert(const cluster::Placement& placement, int64_t num_experts,
+                       const std::function<bool(uint32_t worker_id)>& usable);
 
 // What `placement` asks of `worker_id`: its slots, for LoadSlots.
 cluster::LoadSlotsRequest LoadRequestFor(const cluster::Placement& placement,

@@ -129,11 +129,11 @@ class Engine {
          const DetokenizerInterface* detokenizer, std::unique_ptr<Scheduler> scheduler);
 
   absl::Status ValidateRequest(const Request& request, const StreamCallback& callback) const;
-  // Text of `token` through the request's detokenizer and stop strings.
   // Feeds a resumed request's earlier tokens through its text stream and stop-string
   // matcher (Request::generated_before, ::streamed_text).
   void ReplayGenerated(RequestRecord& record, const std::vector<int32_t>& tokens,
                        absl::string_view sent);
+  // Text of `token` through the request's detokenizer and stop strings.
   StopStringMatcher::Result TokenText(RequestRecord& record, int32_t token);
   // Everything the request's detokenizer and stop matcher still hold.
   std::string FlushText(RequestRecord& record);

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <atomic>
-
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -150,7 +149,7 @@ int Run() {
               // declared dead: stopped or cut off): what the slots hold is stale, and
               // so may be its connections. Join afresh: empty, connections remade.
               server.LoadSlots({}, /*release_others=*/true).IgnoreError();
-              for (const transport::PeerId peer : peers.ForgetAll()) (*data_plane)->Disconnect(peer);
+              peers.DropAll(**data_plane);
               return again;
             }
             // The coordinator restarted: it takes these slots over.

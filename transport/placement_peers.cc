@@ -9,7 +9,6 @@ void PlacementPeers::Update(UcxDataPlane& plane, PeerId self, const cluster::Pla
   {
     std::lock_guard<std::mutex> lock(mu_);
     latest_.mutable_peers()->CopyFrom(placement.peers());
-    forgotten_.clear();
   }
   std::set<PeerId> allowed;
   for (const cluster::Peer& peer : placement.peers()) allowed.insert(peer.worker_id());
@@ -33,15 +32,16 @@ void PlacementPeers::Update(UcxDataPlane& plane, PeerId self, const cluster::Pla
 
 void PlacementPeers::Forget(PeerId peer) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (connected_.erase(peer) > 0) forgotten_.insert(peer);
+  connected_.erase(peer);
 }
 
-std::vector<PeerId> PlacementPeers::ForgetAll() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<PeerId> all(connected_.begin(), connected_.end());
-  forgotten_.insert(connected_.begin(), connected_.end());
-  connected_.clear();
-  return all;
+void PlacementPeers::DropAll(UcxDataPlane& plane) {
+  std::set<PeerId> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dropped.swap(connected_);
+  }
+  for (const PeerId peer : dropped) plane.Disconnect(peer);
 }
 
 void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,
@@ -49,7 +49,11 @@ void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,
   cluster::Placement latest;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (forgotten_.empty()) return;
+    bool missing = false;
+    for (const cluster::Peer& peer : latest_.peers()) {
+      missing |= peer.worker_id() != self && !connected_.contains(peer.worker_id());
+    }
+    if (!missing) return;
     latest = latest_;
   }
   Update(plane, self, latest, on_connected);

@@ -12,7 +12,6 @@
 #include <mutex>
 #include <set>
 #include <string>
-#include <vector>
 
 #include "proto/cluster.pb.h"
 #include "transport/ucx/ucx_data_plane.h"
@@ -31,12 +30,12 @@ class PlacementPeers {
   // `peer`'s connection is gone: the next placement naming it (or Reconnect) connects
   // it afresh.
   void Forget(PeerId peer);
-  // Forgets every connected peer and returns them (to be disconnected): after this
-  // worker was declared dead its connections are suspect, so all are made afresh.
-  std::vector<PeerId> ForgetAll();
-  // Connects again the forgotten peers of the latest placement (a connection can fail
-  // while the placement stays the same, e.g. when a peer was stopped for a while).
-  // Call from a control thread (not the data plane's handlers), like Update.
+  // Disconnects and forgets every peer (after this worker was declared dead its
+  // connections are suspect); Reconnect makes them afresh.
+  void DropAll(UcxDataPlane& plane);
+  // Connects the latest placement's peers that are not connected (a connection can
+  // fail while the placement stays the same, e.g. when a peer was stopped for a
+  // while). Call from a control thread (not the data plane's handlers), like Update.
   void Reconnect(UcxDataPlane& plane, PeerId self,
                  const std::function<void(PeerId)>& on_connected = nullptr);
 
@@ -44,8 +43,7 @@ class PlacementPeers {
   const std::string who_;
   std::mutex mu_;
   std::set<PeerId> connected_;
-  std::set<PeerId> forgotten_;          // lost since the latest Update
-  cluster::Placement latest_;           // the peers it named
+  cluster::Placement latest_;  // the peers the latest Update named
 };
 
 }  // namespace yard::transport

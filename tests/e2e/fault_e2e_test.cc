@@ -78,20 +78,6 @@ nlohmann::json Status(const std::string& yardctl) {
                                /*allow_exceptions=*/false);
 }
 
-// Whether Health reports serving within `patience`.
-bool Serving(const std::shared_ptr<grpc::Channel>& channel, std::chrono::seconds patience) {
-  auto stub = generation::Generation::NewStub(channel);
-  const Clock::time_point give_up = Clock::now() + patience;
-  while (Clock::now() < give_up) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    generation::HealthResponse health;
-    if (stub->Health(&context, {}, &health).ok() && health.serving()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 struct Worker {
   int id = 0;
   int pid = 0;
@@ -220,7 +206,7 @@ class FaultE2eTest : public ::testing::Test {
     if (HasFailure()) std::printf("%s\n", cluster_->LogTails().c_str());
 
     // Health says it serves again, though one worker fewer than started may be alive.
-    EXPECT_TRUE(Serving(channel_, std::chrono::seconds(10))) << "Health does not report serving";
+    EXPECT_TRUE(cluster_->Serving(std::chrono::seconds(10))) << "Health does not report serving";
 
     // The cluster still serves the same outputs (and a restarted worker gets work).
     const std::vector<Stream> after = RunStreams(channel_, [&] {
@@ -311,8 +297,8 @@ TEST_F(FaultE2eTest, CoordinatorRestarted) {
   EXPECT_GT(unavailable, 0) << "the kill landed after the streams ended";
 
   // Serving again once the workers have found the new coordinator.
+  ASSERT_TRUE(cluster_->Serving(std::chrono::seconds(60))) << cluster_->LogTails();
   auto fresh = cluster_->Channel();
-  ASSERT_TRUE(Serving(fresh, std::chrono::seconds(60))) << cluster_->LogTails();
   const double back_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - restarted_at).count();
   const nlohmann::json after_restart = Status(yardctl_);

@@ -131,12 +131,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     if (!s.ok()) return fail(std::string(s.message()));
   }
 
-  auto stub = generation::Generation::NewStub(cluster->Channel());
-  while (true) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    generation::HealthResponse health;
-    if (stub->Health(&context, {}, &health).ok() && health.serving()) break;
+  while (!cluster->Serving()) {
     for (const Child& child : cluster->children_) {
       if (Exited(child.pid)) return fail(child.name + " exited");
     }
@@ -201,6 +196,20 @@ absl::Status LocalCluster::AddWorker(bool expert) {
   }
   argv.insert(argv.end(), worker_flags_.begin(), worker_flags_.end());
   return Spawn(absl::StrCat(expert ? "expert_worker_" : "attention_worker_", index), argv);
+}
+
+bool LocalCluster::Serving(std::chrono::milliseconds patience) const {
+  // A fresh channel: one that saw the coordinator down would wait out its backoff.
+  auto stub = generation::Generation::NewStub(Channel());
+  const auto give_up = std::chrono::steady_clock::now() + patience;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    generation::HealthResponse health;
+    if (stub->Health(&context, {}, &health).ok() && health.serving()) return true;
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 std::shared_ptr<grpc::Channel> LocalCluster::Channel() const {

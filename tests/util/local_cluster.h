@@ -58,6 +58,8 @@ class LocalCluster {
   const std::string& address() const { return address_; }
   // A channel to it (TLS when the cluster uses TLS).
   std::shared_ptr<grpc::Channel> Channel() const;
+  // Whether Health reports serving, asking until it does or `patience` has passed.
+  bool Serving(std::chrono::milliseconds patience = std::chrono::milliseconds(0)) const;
   // The last lines of every process's log, for failure messages.
   std::string LogTails() const;
 
