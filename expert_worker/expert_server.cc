@@ -30,7 +30,8 @@ ExpertServer::~ExpertServer() {
 }
 
 void ExpertServer::AttachDataPlane(transport::DataPlaneInterface* data_plane) {
-  data_plane_.store(data_plane);
+  // On the compute thread, between batches: once this returns, no batch uses the old plane.
+  RunOnComputeThread([&] { data_plane_ = data_plane; });
 }
 
 void ExpertServer::OnDispatch(transport::PeerId from, std::vector<uint8_t> message) {
@@ -195,7 +196,7 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
       if (malformed) {
         distrusted_.insert(in.from);
         ++distrusted;
-        if (transport::DataPlaneInterface* plane = data_plane_.load()) plane->Disconnect(in.from);
+        if (data_plane_ != nullptr) data_plane_->Disconnect(in.from);
       }
       continue;
     }
@@ -214,7 +215,7 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
   std::vector<int32_t> expert_of_row;
   std::vector<float> out;
   uint64_t tokens = 0;
-  transport::DataPlaneInterface* data_plane = data_plane_.load();
+  transport::DataPlaneInterface* data_plane = data_plane_;
   uint64_t send_failures = 0;
   for (auto& [layer, messages] : by_layer) {
     candidates.clear();

@@ -19,7 +19,6 @@
 #ifndef SWITCHYARD_EXPERT_WORKER_EXPERT_SERVER_H_
 #define SWITCHYARD_EXPERT_WORKER_EXPERT_SERVER_H_
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -73,12 +72,14 @@ struct ExpertServerStats {
 class ExpertServer {
  public:
   // `views` must outlive the server. The data plane is attached after construction
-  // (it needs OnDispatch as its receive handler) and must outlive the server too.
+  // (it needs OnDispatch as its receive handler); detach it (AttachDataPlane(nullptr))
+  // before destroying it.
   ExpertServer(const engine::ModelViews& views, const ExpertServerOptions& options);
   ~ExpertServer();  // stops the compute thread; queued dispatches are dropped
   ExpertServer(const ExpertServer&) = delete;
   ExpertServer& operator=(const ExpertServer&) = delete;
 
+  // Waits for the batch in progress: after it returns, the previous plane is unused.
   void AttachDataPlane(transport::DataPlaneInterface* data_plane);
 
   // Data-plane receive handler. Any thread; never blocks on compute.
@@ -116,7 +117,6 @@ class ExpertServer {
 
   const engine::ModelViews& views_;
   const ExpertServerOptions options_;
-  std::atomic<transport::DataPlaneInterface*> data_plane_{nullptr};
 
   std::mutex mu_;
   std::condition_variable wake_;
@@ -125,6 +125,7 @@ class ExpertServer {
   bool stopping_ = false;
 
   // Compute thread only.
+  transport::DataPlaneInterface* data_plane_ = nullptr;
   ExpertSlots slots_;
   absl::flat_hash_set<transport::PeerId> distrusted_;
   engine::GroupedSwiGlu experts_;

@@ -178,6 +178,7 @@ int Run() {
   loop.Join();
   std::printf("expert_worker %u: shutting down\n", id);
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server.AttachDataPlane(nullptr);  // the plane is destroyed before the server
   return identity_lost ? 1 : 0;
 }
 

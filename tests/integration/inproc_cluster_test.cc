@@ -201,7 +201,9 @@ void CheckClusterMatchesSingleProcess(const char* preset, ClusterShape shape) {
   EXPECT_GT(answered, 0u);
   EXPECT_EQ(remote->stats().stale_combines, 0u);
 
-  // The data planes call into the backend and the servers: close them first.
+  // The servers send on their planes and the planes call into the backend and the
+  // servers: detach, then close the planes first.
+  for (auto& s : servers) s->AttachDataPlane(nullptr);
   attention_plane->reset();
   expert_planes.clear();
 }

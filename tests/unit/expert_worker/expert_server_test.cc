@@ -148,7 +148,9 @@ class InprocHarness {
         server_plane_->Connect(kAttention, transport::InprocFabric::AddressOf(kAttention)).ok());
   }
   ~InprocHarness() {
-    // The data planes call into the server: close them first.
+    // The server sends on its plane and the planes call into the server: detach, then
+    // close the planes, then stop the server.
+    server_->AttachDataPlane(nullptr);
     attention_plane_.reset();
     server_plane_.reset();
     server_.reset();
