@@ -112,6 +112,7 @@ int Run() {
   // Declared before the client, whose threads use it (a lost identity stops it).
   actor::EventLoop loop(1);
   std::atomic<bool> identity_lost{false};
+  std::atomic<bool> data_plane_lost{false};
   transport::ClusterClient coordinator(absl::GetFlag(FLAGS_coordinator), *security);
   cluster::RegisterRequest registration;
   cluster::WorkerInfo* info = registration.mutable_info();
@@ -141,15 +142,23 @@ int Run() {
             return beat;
           },
       .registration =
-          [&server, &service, &peers, &data_plane,
+          [&server, &service, &peers, &data_plane, &loop, &data_plane_lost,
            registration](const cluster::HeartbeatResponse& answer) {
             cluster::RegisterRequest again = registration;
             if (answer.placement_version() > 0) {
               // The coordinator serves a placement made without this worker (it was
               // declared dead: stopped or cut off): what the slots hold is stale, and
-              // so may be its connections. Join afresh: empty, connections remade.
+              // so are its connections, at both ends. Join afresh: empty, and at a new
+              // data-plane address that every peer connects to anew.
               server.LoadSlots({}, /*release_others=*/true).IgnoreError();
-              peers.DropAll(**data_plane);
+              if (absl::Status s = (*data_plane)->Reset(); !s.ok()) {
+                std::fprintf(stderr, "expert_worker: data plane reset failed, exiting: %s\n",
+                             std::string(s.message()).c_str());
+                data_plane_lost = true;
+                loop.Stop();
+              }
+              peers.ForgetAll();
+              again.mutable_info()->set_data_plane_address((*data_plane)->LocalAddress());
               return again;
             }
             // The coordinator restarted: it takes these slots over.
@@ -179,7 +188,7 @@ int Run() {
   std::printf("expert_worker %u: shutting down\n", id);
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server.AttachDataPlane(nullptr);  // the plane is destroyed before the server
-  return identity_lost ? 1 : 0;
+  return identity_lost || data_plane_lost ? 1 : 0;
 }
 
 }  // namespace

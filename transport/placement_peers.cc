@@ -1,6 +1,7 @@
 #include "transport/placement_peers.h"
 
 #include <cstdio>
+#include <set>
 
 namespace yard::transport {
 
@@ -17,7 +18,10 @@ void PlacementPeers::Update(UcxDataPlane& plane, PeerId self, const cluster::Pla
     const PeerId id = peer.worker_id();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (id == self || !connected_.insert(id).second) continue;
+      if (id == self) continue;
+      auto [it, added] = connected_.try_emplace(id, peer.data_plane_address());
+      if (!added && it->second == peer.data_plane_address()) continue;
+      it->second = peer.data_plane_address();
     }
     const absl::Status s = plane.Connect(id, peer.data_plane_address());
     if (!s.ok()) {
@@ -35,13 +39,9 @@ void PlacementPeers::Forget(PeerId peer) {
   connected_.erase(peer);
 }
 
-void PlacementPeers::DropAll(UcxDataPlane& plane) {
-  std::set<PeerId> dropped;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    dropped.swap(connected_);
-  }
-  for (const PeerId peer : dropped) plane.Disconnect(peer);
+void PlacementPeers::ForgetAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  connected_.clear();
 }
 
 void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,
@@ -51,7 +51,9 @@ void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,
     std::lock_guard<std::mutex> lock(mu_);
     bool missing = false;
     for (const cluster::Peer& peer : latest_.peers()) {
-      missing |= peer.worker_id() != self && !connected_.contains(peer.worker_id());
+      auto it = connected_.find(peer.worker_id());
+      missing |= peer.worker_id() != self &&
+                 (it == connected_.end() || it->second != peer.data_plane_address());
     }
     if (!missing) return;
     latest = latest_;

@@ -9,8 +9,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include "proto/cluster.pb.h"
@@ -24,15 +24,17 @@ class PlacementPeers {
   explicit PlacementPeers(std::string who) : who_(std::move(who)) {}
 
   // Accepts only `placement`'s peers from now on and connects each one (other than
-  // `self`) not connected yet; `on_connected(peer)` follows each new connection.
+  // `self`) not connected yet, or connected at another address (the peer reset its
+  // data plane: see UcxDataPlane::Reset); `on_connected(peer)` follows each new
+  // connection.
   void Update(UcxDataPlane& plane, PeerId self, const cluster::Placement& placement,
               const std::function<void(PeerId)>& on_connected = nullptr);
   // `peer`'s connection is gone: the next placement naming it (or Reconnect) connects
   // it afresh.
   void Forget(PeerId peer);
-  // Disconnects and forgets every peer (after this worker was declared dead its
-  // connections are suspect); Reconnect makes them afresh.
-  void DropAll(UcxDataPlane& plane);
+  // Forgets every peer (after plane.Reset() closed every connection); Reconnect or
+  // the next Update connects them afresh.
+  void ForgetAll();
   // Connects the latest placement's peers that are not connected (a connection can
   // fail while the placement stays the same, e.g. when a peer was stopped for a
   // while). Call from a control thread (not the data plane's handlers), like Update.
@@ -42,7 +44,7 @@ class PlacementPeers {
  private:
   const std::string who_;
   std::mutex mu_;
-  std::set<PeerId> connected_;
+  std::map<PeerId, std::string> connected_;  // peer → the address connected to
   cluster::Placement latest_;  // the peers the latest Update named
 };
 

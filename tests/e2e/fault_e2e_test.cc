@@ -208,6 +208,25 @@ class FaultE2eTest : public ::testing::Test {
     // Health says it serves again, though one worker fewer than started may be alive.
     EXPECT_TRUE(cluster_->Serving(std::chrono::seconds(10))) << "Health does not report serving";
 
+    if (scenario.pause.count() > 0) {
+      // The worker came back under its id, freed what it held (its experts had been
+      // reloaded elsewhere) and is given slots again by a rebalance onto it, before the
+      // streams below, so that they dispatch to it.
+      int slots = 0;
+      for (int i = 0; i < 200 && slots == 0; ++i) {
+        const nlohmann::json status = Status(yardctl_);  // outlives the loop over it
+        for (const nlohmann::json& w : status["workers"]) {
+          if (w["id"].get<int>() == victim && w["healthy"].get<bool>()) {
+            slots = w["slots_used"].get<int>();
+          }
+        }
+        if (slots == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      EXPECT_GT(slots, 0) << "the returning worker " << victim << " holds no slot\n"
+                          << Status(yardctl_).dump(1) << "\n"
+                          << cluster_->LogTails();
+    }
+
     // The cluster still serves the same outputs (and a restarted worker gets work).
     const std::vector<Stream> after = RunStreams(channel_, [&] {
       if (!scenario.restart) return;
@@ -235,21 +254,6 @@ class FaultE2eTest : public ::testing::Test {
       }
       EXPECT_GT(newest, victim);
       EXPECT_GT(slots, 0) << "the restarted expert worker holds no slot";
-    }
-    if (scenario.pause.count() > 0) {
-      // The worker came back under its id, freed what it held (its experts had been
-      // reloaded elsewhere) and was given slots again by a rebalance onto it.
-      int slots = 0;
-      for (int i = 0; i < 200 && slots == 0; ++i) {
-        for (const nlohmann::json& w : Status(yardctl_)["workers"]) {
-          if (w["id"].get<int>() == victim && w["healthy"].get<bool>()) {
-            slots = w["slots_used"].get<int>();
-          }
-        }
-        if (slots == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-      EXPECT_GT(slots, 0) << "the returning worker " << victim << " holds no slot\n"
-                          << cluster_->LogTails();
     }
   }
 
@@ -326,15 +330,10 @@ TEST_F(FaultE2eTest, CoordinatorRestarted) {
 }
 
 // A silent expert worker (SIGSTOP beyond the heartbeat timeout): its rows wait for
-// the coordinator to reload its experts on the other worker, then it comes back.
-// DISABLED: it fails today (issue #6 stays open for it). While the worker is stopped,
-// the attention worker's UCX endpoints to both expert workers fail with "Endpoint
-// timeout". The streams in flight do complete, with their tokens unchanged (about
-// 4 s of stall); but after the worker returns (registered again, its connections
-// remade, given slots by a rebalance) new requests' dispatches to it fail ("Request
-// canceled", one "Connection refused") and time out at --expert-timeout-ms. Run it
-// with --gtest_also_run_disabled_tests.
-TEST_F(FaultE2eTest, DISABLED_ExpertWorkerSilentThenBack) {
+// the coordinator to reload its experts on the other worker; then it comes back,
+// registers again under its id at a new data-plane address (UcxDataPlane::Reset), is
+// given slots by a rebalance, and serves the next streams.
+TEST_F(FaultE2eTest, ExpertWorkerSilentThenBack) {
   Run({.name = "expert-silent", .attention = 1, .experts = 2, .kill_role = "expert",
        .pause = std::chrono::milliseconds(2500)});
 }

@@ -102,10 +102,24 @@ class UcxDataPlane::Impl {
           absl::StrCat("ucp_init (transports \"", options_.transports, "\"): ", UcsError(s)));
     }
 
+    if (absl::Status created = CreateWorker(); !created.ok()) return created;
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return absl::UnavailableError(absl::StrCat("eventfd: errno ", errno));
+
+    std::random_device entropy;
+    stream_ids_.seed((static_cast<uint64_t>(entropy()) << 32) ^ entropy() ^
+                     static_cast<uint64_t>(self()) << 16);
+    thread_ = std::thread([this] { Run(); });
+    return absl::OkStatus();
+  }
+
+  // Creates the UCP worker, publishes its address, registers the AM handler and (when
+  // sleeping) gets its event fd. Init, and Reset after the old worker is destroyed.
+  absl::Status CreateWorker() {
     ucp_worker_params_t worker_params{};
     worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
     worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // only the progress thread
-    s = ucp_worker_create(context_, &worker_params, &worker_);
+    ucs_status_t s = ucp_worker_create(context_, &worker_params, &worker_);
     if (s != UCS_OK) {
       worker_ = nullptr;
       return absl::UnavailableError("ucp_worker_create: " + UcsError(s));
@@ -115,7 +129,10 @@ class UcxDataPlane::Impl {
     size_t raw_size = 0;
     s = ucp_worker_get_address(worker_, &raw, &raw_size);
     if (s != UCS_OK) return absl::UnavailableError("ucp_worker_get_address: " + UcsError(s));
-    address_ = EncodeUcxAddress(raw, raw_size);
+    {
+      std::lock_guard<std::mutex> lock(address_mu_);
+      address_ = EncodeUcxAddress(raw, raw_size);
+    }
     ucp_worker_release_address(worker_, raw);
 
     ucp_am_handler_param_t am{};
@@ -132,13 +149,6 @@ class UcxDataPlane::Impl {
       s = ucp_worker_get_efd(worker_, &worker_fd_);
       if (s != UCS_OK) return absl::UnavailableError("ucp_worker_get_efd: " + UcsError(s));
     }
-    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake_fd_ < 0) return absl::UnavailableError(absl::StrCat("eventfd: errno ", errno));
-
-    std::random_device entropy;
-    stream_ids_.seed((static_cast<uint64_t>(entropy()) << 32) ^ entropy() ^
-                     static_cast<uint64_t>(self()) << 16);
-    thread_ = std::thread([this] { Run(); });
     return absl::OkStatus();
   }
 
@@ -155,7 +165,10 @@ class UcxDataPlane::Impl {
     self_.store(id, std::memory_order_release);
     return absl::OkStatus();
   }
-  const std::string& address() const { return address_; }
+  std::string address() const {
+    std::lock_guard<std::mutex> lock(address_mu_);
+    return address_;
+  }
 
   absl::Status Connect(PeerId peer, const std::string& address) {
     absl::StatusOr<std::vector<uint8_t>> raw = DecodeUcxAddress(address);
@@ -187,6 +200,22 @@ class UcxDataPlane::Impl {
   }
 
   void Disconnect(PeerId peer) { Post(DisconnectCommand{peer}); }
+
+  absl::Status Reset() {
+    YARD_CHECK(!OnProgressThread(), "Reset is not called from a data-plane handler");
+    std::promise<absl::Status> result;
+    std::future<absl::Status> done = result.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || closed_) {
+        return absl::FailedPreconditionError("UCX data plane is shutting down");
+      }
+      commands_.push_back(ResetCommand{&result});
+      has_commands_.store(true, std::memory_order_release);
+    }
+    Wake();
+    return done.get();
+  }
 
   void Recycle(std::vector<uint8_t> buffer) { pool_.Give(std::move(buffer)); }
 
@@ -230,7 +259,10 @@ class UcxDataPlane::Impl {
   struct DisconnectCommand {
     PeerId peer;
   };
-  using Command = std::variant<SendCommand, ConnectCommand, DisconnectCommand>;
+  struct ResetCommand {
+    std::promise<absl::Status>* result;  // the caller waits on it
+  };
+  using Command = std::variant<SendCommand, ConnectCommand, DisconnectCommand, ResetCommand>;
 
   // What handlers are told, queued by UCX callbacks and run after ucp_worker_progress
   // returns, so that no handler runs inside UCX.
@@ -324,7 +356,7 @@ class UcxDataPlane::Impl {
     while (true) {
       bool busy = has_commands_.load(std::memory_order_acquire);
       const bool stop = ProcessCommands();
-      while (ucp_worker_progress(worker_) != 0) busy = true;
+      while (worker_ != nullptr && ucp_worker_progress(worker_) != 0) busy = true;
       FinishClosedEndpoints();
       busy |= !events_.empty();
       DispatchEvents();
@@ -338,7 +370,7 @@ class UcxDataPlane::Impl {
   // Sleeps until UCX or a poster has something for us.
   void WaitForWork() {
     if (has_commands_.load(std::memory_order_acquire)) return;
-    ucs_status_t s = ucp_worker_arm(worker_);
+    ucs_status_t s = worker_ != nullptr ? ucp_worker_arm(worker_) : UCS_ERR_NO_ELEM;
     if (s == UCS_ERR_BUSY) return;  // events arrived since the last progress
     pollfd fds[2] = {{worker_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int n = s == UCS_OK ? 2 : 1;  // arm failed: poll the wake-up fd only
@@ -372,6 +404,10 @@ class UcxDataPlane::Impl {
         connect->result->set_value(
             stopping ? absl::FailedPreconditionError("UCX data plane is shutting down")
                      : DoConnect(connect->peer, connect->address, connect->raw));
+      } else if (auto* reset = std::get_if<ResetCommand>(&command)) {
+        reset->result->set_value(stopping ? absl::FailedPreconditionError(
+                                                "UCX data plane is shutting down")
+                                          : DoReset());
       } else {
         CloseConnection(std::get<DisconnectCommand>(command).peer, /*force=*/false);
       }
@@ -379,9 +415,57 @@ class UcxDataPlane::Impl {
     return stopping;
   }
 
+  // A new worker in place of the old: nothing sent to the old address arrives any more,
+  // and every peer must connect to the new one.
+  absl::Status DoReset() {
+    DestroyWorker("the UCX data plane was reset");
+    absl::Status created = CreateWorker();
+    if (!created.ok()) {
+      // Without a worker every Send and Connect fails; the owner is told here.
+      if (worker_ != nullptr) ucp_worker_destroy(worker_);
+      worker_ = nullptr;
+      worker_fd_ = -1;
+    }
+    return created;
+  }
+
+  // Force-closes every endpoint (their sends complete with kUnavailable, `why`), destroys
+  // the worker and forgets every receive stream; receives that finish meanwhile are
+  // dropped. The SendDones are queued, not run.
+  void DestroyWorker(const std::string& why) {
+    std::vector<PeerId> peers;
+    for (const auto& [peer, c] : connections_) peers.push_back(peer);
+    for (PeerId peer : peers) CloseConnection(peer, /*force=*/true);
+    const auto deadline = std::chrono::steady_clock::now() + kCloseDeadline;
+    while ((!closing_.empty() || !failed_endpoints_.empty()) &&
+           std::chrono::steady_clock::now() < deadline) {
+      ucp_worker_progress(worker_);
+      FinishClosedEndpoints();
+    }
+    dropping_receives_ = true;
+    for (auto& [pending, owned] : sends_) {
+      QueueSendDone(std::move(owned->done),
+                    absl::UnavailableError(absl::StrCat("send to peer ", owned->peer, ": ", why)));
+    }
+    for (ucs_status_ptr_t request : closing_) ucp_request_free(request);
+    closing_.clear();
+    failed_endpoints_.clear();
+    endpoint_peers_.clear();
+    ucp_worker_destroy(worker_);
+    worker_ = nullptr;
+    dropping_receives_ = false;
+    sends_.clear();
+    receives_.clear();
+    streams_.clear();
+    retired_streams_.clear();
+  }
+
   absl::Status DoConnect(PeerId peer, const std::string& address,
                          const std::vector<uint8_t>& raw) {
     YARD_CHECK(OnProgressThread(), "UCP endpoints are created on the progress thread");
+    if (worker_ == nullptr) {
+      return absl::UnavailableError(absl::StrCat("connect to peer ", peer, ": no UCP worker"));
+    }
     auto it = connections_.find(peer);
     if (it != connections_.end()) {
       if (it->second.address == address && !it->second.failed) return absl::OkStatus();
@@ -656,7 +740,7 @@ class UcxDataPlane::Impl {
     auto owned = receives_.find(pending);
     if (owned == receives_.end()) return;
     auto it = streams_.find({pending->from, pending->stream});
-    if (it != streams_.end() && !stopped_) {
+    if (it != streams_.end() && !dropping_receives_) {
       auto slot = it->second.slots.find(pending->seq);
       if (slot != it->second.slots.end()) {
         slot->second.ready = true;
@@ -708,29 +792,9 @@ class UcxDataPlane::Impl {
   // Stops: fails what is queued, closes endpoints (cancelling in-flight sends), destroys
   // the worker, and runs the last SendDones, all on this thread.
   void Shutdown() {
-    std::vector<PeerId> peers;
-    for (const auto& [peer, c] : connections_) peers.push_back(peer);
-    for (PeerId peer : peers) CloseConnection(peer, /*force=*/true);
-    const auto deadline = std::chrono::steady_clock::now() + kCloseDeadline;
-    while ((!closing_.empty() || !failed_endpoints_.empty()) &&
-           std::chrono::steady_clock::now() < deadline) {
-      ucp_worker_progress(worker_);
-      FinishClosedEndpoints();
-    }
-    stopped_ = true;  // receives finishing from here on are dropped
-    for (auto& [pending, owned] : sends_) {
-      QueueSendDone(std::move(owned->done),
-                    absl::UnavailableError(absl::StrCat("send to peer ", owned->peer,
-                                                        ": UCX data plane shut down")));
-    }
+    if (worker_ != nullptr) DestroyWorker("UCX data plane shut down");
+    stopped_ = true;
     DispatchEvents();
-    for (ucs_status_ptr_t request : closing_) ucp_request_free(request);
-    closing_.clear();
-    ucp_worker_destroy(worker_);
-    worker_ = nullptr;
-    sends_.clear();
-    receives_.clear();
-    streams_.clear();
     // Handlers run above may have posted more; fail those until the queue stays empty.
     while (true) {
       std::deque<Command> batch;
@@ -749,6 +813,9 @@ class UcxDataPlane::Impl {
         } else if (auto* connect = std::get_if<ConnectCommand>(&command)) {
           connect->result->set_value(
               absl::FailedPreconditionError("UCX data plane is shutting down"));
+        } else if (auto* reset = std::get_if<ResetCommand>(&command)) {
+          reset->result->set_value(
+              absl::FailedPreconditionError("UCX data plane is shutting down"));
         }
       }
       DispatchEvents();
@@ -761,7 +828,8 @@ class UcxDataPlane::Impl {
 
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;  // progress thread only, after Init
-  std::string address_;            // immutable after Init
+  mutable std::mutex address_mu_;
+  std::string address_;            // guarded by address_mu_; changed only by Reset
   int worker_fd_ = -1;
   int wake_fd_ = -1;
   std::thread thread_;
@@ -787,7 +855,8 @@ class UcxDataPlane::Impl {
   std::map<StreamKey, ReceiveStream> streams_;
   std::set<StreamKey> retired_streams_;
   std::deque<Event> events_;
-  bool stopped_ = false;
+  bool stopped_ = false;            // shut down: Connect from a handler fails
+  bool dropping_receives_ = false;  // the worker is being destroyed
 
   std::mutex allowed_mu_;
   std::optional<std::set<PeerId>> allowed_;  // guarded by allowed_mu_; none: everyone
@@ -818,6 +887,8 @@ absl::Status UcxDataPlane::Connect(PeerId peer, const std::string& address) {
 }
 
 void UcxDataPlane::Disconnect(PeerId peer) { impl_->Disconnect(peer); }
+
+absl::Status UcxDataPlane::Reset() { return impl_->Reset(); }
 
 void UcxDataPlane::Send(PeerId peer, Payload message, SendDone done) {
   impl_->Send(peer, std::move(message), std::move(done));

@@ -74,6 +74,8 @@ struct UcxOptions {
 // in-flight sends complete with kUnavailable, endpoints are force-closed, the worker
 // and context are released.
 //
+// Reset swaps the UCP worker (and so the address) under the same object.
+//
 // Per-peer connection states (progress thread):
 //
 //   (none) --Connect--> connected --endpoint error--> failed --Connect--> connected
@@ -107,6 +109,17 @@ class UcxDataPlane final : public DataPlaneInterface {
   void Disconnect(PeerId peer) override;
   void Send(PeerId peer, Payload message, SendDone done) override;
   void Recycle(std::vector<uint8_t> buffer) override;
+
+  // Replaces the UCP worker with a new one, at a new LocalAddress(): every connection
+  // is closed (sends in flight complete with kUnavailable), nothing sent to the old
+  // address is received any more, and peers must Connect to the new address (this side
+  // connects again too). For a worker that was declared dead and comes back: UCX pairs
+  // the two directions between two workers, so remaking only this side's endpoints
+  // leaves the peers' endpoints bound to closed ones here (their rendezvous sends are
+  // refused as "Request canceled" while the connection looks healthy). Not from a
+  // handler. kUnavailable when UCX cannot create the new worker (then every Connect and
+  // Send fails); kFailedPrecondition while shutting down.
+  absl::Status Reset();
 
   // From now on only messages whose sender is in `peers` (the registered workers, from
   // the placement's peer list) reach on_receive; others are dropped on arrival (a

@@ -1,5 +1,6 @@
 #include "transport/ucx/ucx_data_plane.h"
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -329,6 +330,68 @@ TEST(UcxDataPlaneTest, DestroyedPeerBecomesPeerErrorAndUnavailableSends) {
   pair.a->Send(kB, PatternPayload(64, 0), after.Done());
   ASSERT_TRUE(after.WaitFor(1));
   EXPECT_EQ(after.Results()[0].code(), absl::StatusCode::kUnavailable);
+}
+
+// A worker declared dead comes back with a new UCP worker (Reset): its sends in flight
+// end, its connections are gone, its address changes, and once both sides connect
+// again messages of every size flow both ways. (Remaking only B's endpoints is not
+// enough over TCP: A's endpoint stays paired with B's closed one; UcxDataPlane::Reset.)
+TEST(UcxDataPlaneTest, ResetGivesANewAddressAndBothSidesConnectAgain) {
+  // Declared first: SendDones may run until the data planes are destroyed.
+  SendLog before;
+  SendLog in_flight;
+  SendLog unconnected;
+  SendLog after;
+  Pair pair(WithTransports("tcp"));
+  ASSERT_NE(pair.a, nullptr);
+  ASSERT_NE(pair.b, nullptr);
+  pair.a->Send(kB, PatternPayload(8 << 20, 0), before.Done());
+  ASSERT_TRUE(before.WaitFor(1));
+  ASSERT_TRUE(pair.inbox_b.WaitForMessages(1));
+  pair.inbox_b.TakeMessages();
+
+  const std::string old_address = pair.b->LocalAddress();
+  for (int i = 0; i < 4; ++i) pair.b->Send(kA, PatternPayload(8 << 20, i), in_flight.Done());
+  ASSERT_TRUE(pair.b->Reset().ok());
+  ASSERT_TRUE(in_flight.WaitFor(4));
+  for (const absl::Status& s : in_flight.Results()) {
+    EXPECT_TRUE(s.ok() || s.code() == absl::StatusCode::kUnavailable) << s;
+  }
+  EXPECT_NE(pair.b->LocalAddress(), old_address);
+  pair.b->Send(kA, PatternPayload(64, 0), unconnected.Done());
+  ASSERT_TRUE(unconnected.WaitFor(1));
+  EXPECT_EQ(unconnected.Results()[0].code(), absl::StatusCode::kFailedPrecondition)
+      << "B's connections are gone with its old worker";
+
+  // A's Connect to the new address replaces its old connection.
+  ASSERT_TRUE(pair.a->Connect(kB, pair.b->LocalAddress()).ok());
+  ASSERT_TRUE(pair.b->Connect(kA, pair.a->LocalAddress()).ok());
+  const std::vector<size_t> sizes = {64, 32 * 7168, 8 << 20};
+  std::vector<Payload> from_a, from_b;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    from_a.push_back(PatternPayload(sizes[i], 10 + i));
+    from_b.push_back(PatternPayload(sizes[i], 20 + i));
+    pair.a->Send(kB, from_a.back(), after.Done());
+    pair.b->Send(kA, from_b.back(), after.Done());
+  }
+  ASSERT_TRUE(after.WaitFor(2 * sizes.size()));
+  for (const absl::Status& s : after.Results()) EXPECT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(pair.inbox_b.WaitForMessages(sizes.size()));
+  const std::vector<Inbox::Message> at_b = pair.inbox_b.TakeMessages();
+  ASSERT_EQ(at_b.size(), sizes.size());
+  // A may also hold some of B's sends from before the reset, ahead of these.
+  std::vector<Inbox::Message> at_a;
+  const auto deadline = std::chrono::steady_clock::now() + testing::kDeadline;
+  while (at_a.size() < sizes.size() || !(at_a.back().bytes == *from_b.back())) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "B's messages did not reach A";
+    ASSERT_TRUE(pair.inbox_a.WaitForMessages(1));
+    for (Inbox::Message& m : pair.inbox_a.TakeMessages()) at_a.push_back(std::move(m));
+  }
+  const size_t first = at_a.size() - sizes.size();
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_TRUE(at_b[i].bytes == *from_a[i]) << "message " << i << " A->B differs";
+    EXPECT_TRUE(at_a[first + i].bytes == *from_b[i]) << "message " << i << " B->A differs";
+  }
 }
 
 TEST(UcxDataPlaneTest, DestroyingSenderCompletesEverySend) {
