@@ -65,7 +65,8 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
                             : options_.max_context;
   if (loader == nullptr) {
     owned_loader_ = std::make_unique<GrpcExpertLoader>(
-        transport::ChannelSecurity{.token = options_.cluster_token});
+        transport::ChannelSecurity{.token = options_.cluster_token,
+                                   .tls_roots_pem = options_.workers_tls_roots_pem});
     loader = owned_loader_.get();
   }
   membership_ = std::make_unique<Membership>(
@@ -115,6 +116,7 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   deps.compute = &compute_;
   deps.executor = executor;
   deps.workers.token = options_.cluster_token;
+  deps.workers.tls_roots_pem = options_.workers_tls_roots_pem;
   deps.api_keys = options_.api_keys;
   generation_ = std::make_unique<GenerationService>(std::move(deps), limits_);
   std::vector<std::string> cluster_tokens;

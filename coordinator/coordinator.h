@@ -63,6 +63,9 @@ struct CoordinatorOptions {
   // PEM files for TLS on the server; both empty: plaintext.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // PEM roots the workers' certificates chain to: calls to workers use TLS (which
+  // keeps the cluster token they carry off the wire); empty: plaintext.
+  std::string workers_tls_roots_pem;
   // Generate requests in flight at most; more are RESOURCE_EXHAUSTED (0: no limit).
   int64_t max_requests = 4096;
   // Largest request message accepted (larger: RESOURCE_EXHAUSTED before any handler).

@@ -18,6 +18,7 @@
 #include "coordinator/clock.h"
 #include "coordinator/coordinator.h"
 #include "transport/grpc/auth.h"
+#include "transport/grpc/tls_flags.h"
 
 ABSL_FLAG(std::string, model, "", "model directory with config.json (required)");
 ABSL_FLAG(std::string, tokenizer, "",
@@ -52,8 +53,6 @@ ABSL_FLAG(bool, insecure_no_auth, false,
 ABSL_FLAG(std::string, api_key_file, "",
           "file of API keys, one per line: Generate, Tokenize and ModelInfo then need "
           "`authorization: Bearer KEY` for one of them (Health stays open); default: open");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls-key)");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
 ABSL_FLAG(int64_t, max_requests, 4096,
           "Generate requests in flight at most (streaming or queued on the workers); more "
           "are refused with RESOURCE_EXHAUSTED; 0: no limit");
@@ -124,6 +123,9 @@ int main(int argc, char** argv) {
   }
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  absl::StatusOr<std::string> worker_roots = yard::transport::TlsRootsFromFlags();
+  if (!worker_roots.ok()) return yard::Fail(worker_roots.status().message());
+  options.workers_tls_roots_pem = *std::move(worker_roots);
   options.max_receive_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   options.max_requests = absl::GetFlag(FLAGS_max_requests);
   if (options.max_requests < 0) return yard::Fail("--max-requests: must be >= 0");

@@ -24,6 +24,7 @@
 #include "transport/grpc/cluster_client.h"
 #include "transport/placement_peers.h"
 #include "transport/grpc/cluster_security_flags.h"
+#include "transport/grpc/tls_flags.h"
 #include "transport/ucx/ucx_data_plane.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "The coordinator's host:port.");
@@ -99,12 +100,15 @@ int Run() {
 
   absl::StatusOr<transport::ChannelSecurity> security = transport::ClusterSecurityFromFlags();
   if (!security.ok()) return Fail(security.status().message());
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      transport::ServerCredentialsFromFlags();
+  if (!credentials.ok()) return Fail(credentials.status().message());
   ExpertWorkerService service(server, security->token);
   int port = 0;
   grpc::ServerBuilder builder;
   const std::string host = absl::GetFlag(FLAGS_host);
   builder.AddListeningPort(host + ":" + std::to_string(absl::GetFlag(FLAGS_port)),
-                           grpc::InsecureServerCredentials(), &port);
+                           *credentials, &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || port == 0) return Fail("cannot start the gRPC service");

@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -588,10 +589,12 @@ TEST_F(CoordinatorBoundTest, BeyondMaxRequestsIsResourceExhausted) {
   EXPECT_TRUE(Generate(Tokens({0, 7, 8}, 8)).ok());
 }
 
-// TLS on a real cluster: the coordinator serves with a certificate made by openssl here
-// (its own root), the workers register and heartbeat over TLS (--tls-ca), and a client
-// trusting it generates as over plaintext; a plaintext client gets nowhere, and a TLS
-// client without the cluster token is still refused by Cluster.
+// TLS on a real cluster: every process serves with a certificate made by openssl here
+// (its own root, --tls-ca everywhere), the workers register and heartbeat over TLS, the
+// coordinator calls the workers over TLS (so the cluster token never crosses the wire
+// in clear), and a client trusting it generates as over plaintext; a plaintext client
+// gets nowhere, at the coordinator or at a worker, and a TLS client without the cluster
+// token is still refused by Cluster and by the workers' services.
 class TlsClusterTest : public BadInputTest {
  protected:
   void Configure(testing::LocalClusterOptions& options) override {
@@ -603,7 +606,9 @@ class TlsClusterTest : public BadInputTest {
     ASSERT_EQ(std::system(command.c_str()), 0) << "openssl failed; see openssl.log";
     options.tls_cert_file = dir + "/cert.pem";
     options.tls_key_file = dir + "/key.pem";
+    cert_file_ = options.tls_cert_file;
   }
+  std::string cert_file_;
 };
 
 TEST_F(TlsClusterTest, WorkersAndClientsSpeakTlsAndPlaintextIsRefused) {
@@ -626,6 +631,36 @@ TEST_F(TlsClusterTest, WorkersAndClientsSpeakTlsAndPlaintextIsRefused) {
                  &cluster::Cluster::Stub::Heartbeat, beat, nullptr, /*token=*/false))
                 .error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+
+  // The workers' own services: TLS only, and the token still required.
+  grpc::SslCredentialsOptions roots;
+  std::stringstream pem;
+  pem << std::ifstream(cert_file_).rdbuf();
+  roots.pem_root_certs = pem.str();
+  auto call_worker = [](const std::string& role, std::shared_ptr<grpc::Channel> channel) {
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (role == "expert") {
+      cluster::ReleaseSlotsResponse released;
+      return cluster::ExpertWorker::NewStub(channel)->ReleaseSlots(&c, {}, &released);
+    }
+    cluster::CancelResponse cancelled;
+    return cluster::AttentionWorker::NewStub(channel)->Cancel(&c, {}, &cancelled);
+  };
+  for (const std::string role : {"attention", "expert"}) {
+    const std::vector<std::string> addresses = cluster_->WorkerAddresses(role);
+    ASSERT_FALSE(addresses.empty()) << role << "\n" << cluster_->LogTails();
+    for (const std::string& address : addresses) {
+      EXPECT_EQ(call_worker(role, grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))
+                    .error_code(),
+                grpc::StatusCode::UNAVAILABLE)
+          << role << " worker " << address << " answered plaintext";
+      EXPECT_EQ(call_worker(role, grpc::CreateChannel(address, grpc::SslCredentials(roots)))
+                    .error_code(),
+                grpc::StatusCode::UNAUTHENTICATED)
+          << role << " worker " << address << " answered without the token";
+    }
+  }
 }
 
 }  // namespace

@@ -95,10 +95,13 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     auth_flags = {"--cluster-token-file=" + token_file};
   }
   coordinator.insert(coordinator.end(), auth_flags.begin(), auth_flags.end());
+  // TLS: one certificate (for 127.0.0.1) serves every process and is every root.
+  std::vector<std::string> tls_flags;
   if (!options.tls_cert_file.empty()) {
-    coordinator.push_back("--tls-cert=" + options.tls_cert_file);
-    coordinator.push_back("--tls-key=" + options.tls_key_file);
+    tls_flags = {"--tls-cert=" + options.tls_cert_file, "--tls-key=" + options.tls_key_file,
+                 "--tls-ca=" + options.tls_cert_file};
   }
+  coordinator.insert(coordinator.end(), tls_flags.begin(), tls_flags.end());
   coordinator.insert(coordinator.end(), options.coordinator_flags.begin(),
                      options.coordinator_flags.end());
   cluster->coordinator_argv_ = coordinator;
@@ -110,7 +113,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   // only the other kind defines.
   std::vector<std::string> worker_flags = options.worker_flags;
   if (!options.cluster_token.empty()) worker_flags.push_back(auth_flags[0]);
-  if (!options.tls_cert_file.empty()) worker_flags.push_back("--tls-ca=" + options.tls_cert_file);
+  worker_flags.insert(worker_flags.end(), tls_flags.begin(), tls_flags.end());
   std::string undefok;
   for (const std::string& flag : options.worker_flags) {
     if (flag.rfind("--", 0) != 0) continue;
@@ -228,6 +231,22 @@ std::string LocalCluster::LogTails() const {
                     Tail(ReadFile(options_.log_dir + "/" + child.name + ".log"), 12), "\n");
   }
   return out;
+}
+
+std::vector<std::string> LocalCluster::WorkerAddresses(const std::string& role) const {
+  std::vector<std::string> addresses;
+  const std::string prefix = role + "_worker_";
+  for (const Child& child : children_) {
+    if (child.name.rfind(prefix, 0) != 0) continue;
+    // "expert_worker 2 ready: 32 slots, gRPC 127.0.0.1:41759"
+    const std::string log = ReadFile(options_.log_dir + "/" + child.name + ".log");
+    const size_t ready = log.find(" ready: ");
+    const size_t at = ready == std::string::npos ? ready : log.find("gRPC ", ready);
+    if (at == std::string::npos) continue;
+    const size_t start = at + 5;
+    addresses.push_back(log.substr(start, log.find_first_of(", \n", start) - start));
+  }
+  return addresses;
 }
 
 void LocalCluster::StopAll() {

@@ -31,7 +31,7 @@ struct LocalClusterOptions {
   // The cluster token (written to log_dir/cluster_token for every process's
   // --cluster-token-file); yardctl presents it too. Empty: --insecure-no-auth.
   std::string cluster_token = "e2e-cluster-token";
-  // PEM certificate and key: the coordinator serves TLS with them, and the workers,
+  // PEM certificate and key: every process serves TLS with them, and every process,
   // the readiness check and Channel() trust that certificate (it is its own root).
   // Empty: plaintext.
   std::string tls_cert_file;
@@ -62,6 +62,9 @@ class LocalCluster {
   bool Serving(std::chrono::milliseconds patience = std::chrono::milliseconds(0)) const;
   // The last lines of every process's log, for failure messages.
   std::string LogTails() const;
+  // The gRPC host:port of each worker started so far that has said it is ready (from
+  // its log), by role: "attention" or "expert".
+  std::vector<std::string> WorkerAddresses(const std::string& role) const;
 
   // Starts one more worker of that kind (`expert` or `attention`) with the cluster's
   // flags, as an operator restarting a lost one would; it registers on its own.

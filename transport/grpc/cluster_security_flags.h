@@ -1,5 +1,6 @@
 // The flags with which a worker joins a cluster that requires the cluster token (and
-// possibly TLS): --cluster-token-file (else $YARD_TOKEN) and --tls-ca.
+// possibly TLS): --cluster-token-file (else $YARD_TOKEN) and the TLS flags
+// (transport/grpc/tls_flags.h).
 #ifndef SWITCHYARD_TRANSPORT_GRPC_CLUSTER_SECURITY_FLAGS_H_
 #define SWITCHYARD_TRANSPORT_GRPC_CLUSTER_SECURITY_FLAGS_H_
 
