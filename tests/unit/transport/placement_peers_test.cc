@@ -1,5 +1,6 @@
 #include "transport/placement_peers.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,71 +48,63 @@ void ExpectDelivered(UcxDataPlane& from, PeerId to_id, Inbox& inbox, SendLog& se
   inbox.TakeMessages();
 }
 
-TEST(PlacementPeersTest, ConnectsNamedPeersOnceAndSkipsItself) {
-  SendLog sent;
-  Inbox self_inbox, peer_inbox;
-  std::unique_ptr<UcxDataPlane> self = MakePlane(kSelf, self_inbox);
-  std::unique_ptr<UcxDataPlane> peer = MakePlane(kPeer, peer_inbox);
-  ASSERT_NE(self, nullptr);
-  ASSERT_NE(peer, nullptr);
-  PlacementPeers peers("test");
-  std::vector<PeerId> connected;
-  auto note = [&connected](PeerId id) { connected.push_back(id); };
-  const cluster::Placement placement =
-      PlacementNaming({{kSelf, self->LocalAddress()}, {kPeer, peer->LocalAddress()}});
-  peers.Update(*self, kSelf, placement, note);
-  peers.Update(*self, kSelf, placement, note);  // the same placement again: nothing new
-  peers.Reconnect(*self, kSelf, note);          // nothing missing
-  EXPECT_EQ(connected, std::vector<PeerId>{kPeer});
-  ExpectDelivered(*self, kPeer, peer_inbox, sent);
+// This worker (kSelf) and one peer, each with a data plane over TCP.
+class PlacementPeersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    self_ = MakePlane(kSelf, self_inbox_);
+    peer_ = MakePlane(kPeer, peer_inbox_);
+    ASSERT_NE(self_, nullptr);
+    ASSERT_NE(peer_, nullptr);
+  }
+  cluster::Placement BothAtTheirAddresses() const {
+    return PlacementNaming({{kSelf, self_->LocalAddress()}, {kPeer, peer_->LocalAddress()}});
+  }
+  void Update(const cluster::Placement& placement) {
+    peers_.Update(*self_, kSelf, placement, note_);
+  }
+
+  SendLog sent_;  // first: SendDones may run until the data planes are destroyed
+  Inbox self_inbox_;
+  Inbox peer_inbox_;
+  std::unique_ptr<UcxDataPlane> self_;
+  std::unique_ptr<UcxDataPlane> peer_;
+  PlacementPeers peers_{"test"};
+  std::vector<PeerId> connected_;  // what on_connected was told, in order
+  std::function<void(PeerId)> note_ = [this](PeerId id) { connected_.push_back(id); };
+};
+
+TEST_F(PlacementPeersTest, ConnectsNamedPeersOnceAndSkipsItself) {
+  Update(BothAtTheirAddresses());
+  Update(BothAtTheirAddresses());        // the same placement again: nothing new
+  peers_.Reconnect(*self_, kSelf, note_);  // nothing missing
+  EXPECT_EQ(connected_, std::vector<PeerId>{kPeer});
+  ExpectDelivered(*self_, kPeer, peer_inbox_, sent_);
 }
 
-TEST(PlacementPeersTest, AForgottenPeerIsConnectedAgainByReconnect) {
-  SendLog sent;
-  Inbox self_inbox, peer_inbox;
-  std::unique_ptr<UcxDataPlane> self = MakePlane(kSelf, self_inbox);
-  std::unique_ptr<UcxDataPlane> peer = MakePlane(kPeer, peer_inbox);
-  ASSERT_NE(self, nullptr);
-  ASSERT_NE(peer, nullptr);
-  PlacementPeers peers("test");
-  std::vector<PeerId> connected;
-  auto note = [&connected](PeerId id) { connected.push_back(id); };
-  peers.Update(*self, kSelf, PlacementNaming({{kPeer, peer->LocalAddress()}}), note);
-  self->Disconnect(kPeer);
-  peers.Forget(kPeer);  // as the peer-error handler does
-  peers.Reconnect(*self, kSelf, note);
-  EXPECT_EQ(connected, (std::vector<PeerId>{kPeer, kPeer}));
-  ExpectDelivered(*self, kPeer, peer_inbox, sent);
+TEST_F(PlacementPeersTest, AForgottenPeerIsConnectedAgainByReconnect) {
+  Update(BothAtTheirAddresses());
+  self_->Disconnect(kPeer);
+  peers_.Forget(kPeer);  // as the peer-error handler does
+  peers_.Reconnect(*self_, kSelf, note_);
+  EXPECT_EQ(connected_, (std::vector<PeerId>{kPeer, kPeer}));
+  ExpectDelivered(*self_, kPeer, peer_inbox_, sent_);
 }
 
 // The peer was declared dead and came back with a reset data plane: the placement
 // names it at a new address, and this side connects to that one although its old
 // connection never failed.
-TEST(PlacementPeersTest, APeerAtANewAddressIsConnectedAgain) {
-  SendLog sent;
-  Inbox self_inbox, peer_inbox;
-  std::unique_ptr<UcxDataPlane> self = MakePlane(kSelf, self_inbox);
-  std::unique_ptr<UcxDataPlane> peer = MakePlane(kPeer, peer_inbox);
-  ASSERT_NE(self, nullptr);
-  ASSERT_NE(peer, nullptr);
-  PlacementPeers self_peers("self");
-  PlacementPeers peer_peers("peer");
-  std::vector<PeerId> connected;
-  auto note = [&connected](PeerId id) { connected.push_back(id); };
-  self_peers.Update(*self, kSelf,
-                    PlacementNaming({{kSelf, self->LocalAddress()}, {kPeer, peer->LocalAddress()}}),
-                    note);
-  ExpectDelivered(*self, kPeer, peer_inbox, sent);
+TEST_F(PlacementPeersTest, APeerAtANewAddressIsConnectedAgain) {
+  Update(BothAtTheirAddresses());
+  ExpectDelivered(*self_, kPeer, peer_inbox_, sent_);
 
-  ASSERT_TRUE(peer->Reset().ok());
-  peer_peers.ForgetAll();
-  const cluster::Placement next =
-      PlacementNaming({{kSelf, self->LocalAddress()}, {kPeer, peer->LocalAddress()}});
-  peer_peers.Update(*peer, kPeer, next);
-  self_peers.Update(*self, kSelf, next, note);
-  EXPECT_EQ(connected, (std::vector<PeerId>{kPeer, kPeer}));
-  ExpectDelivered(*self, kPeer, peer_inbox, sent);
-  ExpectDelivered(*peer, kSelf, self_inbox, sent);
+  ASSERT_TRUE(peer_->Reset().ok());
+  PlacementPeers peer_side("peer");
+  peer_side.Update(*peer_, kPeer, BothAtTheirAddresses());
+  Update(BothAtTheirAddresses());
+  EXPECT_EQ(connected_, (std::vector<PeerId>{kPeer, kPeer}));
+  ExpectDelivered(*self_, kPeer, peer_inbox_, sent_);
+  ExpectDelivered(*peer_, kSelf, self_inbox_, sent_);
 }
 
 }  // namespace

@@ -51,6 +51,24 @@ struct Pair {
   std::unique_ptr<UcxDataPlane> b;
 };
 
+// One message of each size from A to B and from B to A (patterns from `seed` on, B's
+// 100 further), each send's outcome to `log`; returns what each side sent.
+struct SentBothWays {
+  std::vector<Payload> from_a;
+  std::vector<Payload> from_b;
+};
+SentBothWays SendBothWays(Pair& pair, const std::vector<size_t>& sizes, uint32_t seed,
+                          SendLog& log) {
+  SentBothWays sent;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    sent.from_a.push_back(PatternPayload(sizes[i], seed + i));
+    sent.from_b.push_back(PatternPayload(sizes[i], seed + 100 + i));
+    pair.a->Send(kB, sent.from_a.back(), log.Done());
+    pair.b->Send(kA, sent.from_b.back(), log.Done());
+  }
+  return sent;
+}
+
 // Transports the in-process tests run over: UCX's own choice (shared memory between
 // two workers of one process here) and TCP only.
 class UcxExchangeTest : public ::testing::TestWithParam<std::string> {};
@@ -69,13 +87,7 @@ TEST_P(UcxExchangeTest, SmallDecodeAndPrefillMessagesBothWaysByteForByte) {
   ASSERT_NE(pair.a, nullptr);
   ASSERT_NE(pair.b, nullptr);
   const std::vector<size_t> sizes = {64, 32 * 7168, 8 << 20};
-  std::vector<Payload> from_a, from_b;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    from_a.push_back(PatternPayload(sizes[i], i));
-    from_b.push_back(PatternPayload(sizes[i], 100 + i));
-    pair.a->Send(kB, from_a.back(), sent.Done());
-    pair.b->Send(kA, from_b.back(), sent.Done());
-  }
+  const auto [from_a, from_b] = SendBothWays(pair, sizes, 0, sent);
   ASSERT_TRUE(sent.WaitFor(2 * sizes.size()));
   for (const absl::Status& s : sent.Results()) EXPECT_TRUE(s.ok()) << s;
   ASSERT_TRUE(pair.inbox_b.WaitForMessages(sizes.size()));
@@ -367,13 +379,7 @@ TEST(UcxDataPlaneTest, ResetGivesANewAddressAndBothSidesConnectAgain) {
   ASSERT_TRUE(pair.a->Connect(kB, pair.b->LocalAddress()).ok());
   ASSERT_TRUE(pair.b->Connect(kA, pair.a->LocalAddress()).ok());
   const std::vector<size_t> sizes = {64, 32 * 7168, 8 << 20};
-  std::vector<Payload> from_a, from_b;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    from_a.push_back(PatternPayload(sizes[i], 10 + i));
-    from_b.push_back(PatternPayload(sizes[i], 20 + i));
-    pair.a->Send(kB, from_a.back(), after.Done());
-    pair.b->Send(kA, from_b.back(), after.Done());
-  }
+  const auto [from_a, from_b] = SendBothWays(pair, sizes, 10, after);
   ASSERT_TRUE(after.WaitFor(2 * sizes.size()));
   for (const absl::Status& s : after.Results()) EXPECT_TRUE(s.ok()) << s;
   ASSERT_TRUE(pair.inbox_b.WaitForMessages(sizes.size()));
