@@ -178,6 +178,7 @@ int Run() {
   std::atomic<uint64_t> acked_installs{0};
   actor::EventLoop loop(1);  // before the client: a lost identity stops it
   std::atomic<bool> identity_lost{false};
+  std::atomic<bool> data_plane_lost{false};
   auto coordinator = std::make_unique<transport::ClusterClient>(absl::GetFlag(FLAGS_coordinator),
                                                                  *security);
   // Its threads' callbacks use it through this pointer (valid until they are joined).
@@ -254,9 +255,24 @@ int Run() {
   transport::ClusterClient::HeartbeatHandlers handlers{
       .fill = fill_heartbeat,
       .registration =
-          [&installed_version, registration](const cluster::HeartbeatResponse&) {
+          [&installed_version, &peers, &plane, &loop, &data_plane_lost,
+           registration](const cluster::HeartbeatResponse& answer) {
             cluster::RegisterRequest again = registration;
             again.mutable_info()->set_placement_version(installed_version.load());
+            if (answer.placement_version() > 0) {
+              // Declared dead by a coordinator that kept running (this worker was
+              // stopped or cut off; its requests resumed elsewhere): its data-plane
+              // connections are stale at both ends, so it joins at a new address.
+              absl::StatusOr<std::string> address = peers.Rejoin(plane);
+              if (!address.ok()) {
+                std::fprintf(stderr, "attention_worker: data plane reset failed, exiting: %s\n",
+                             std::string(address.status().message()).c_str());
+                data_plane_lost = true;
+                loop.Stop();
+                return again;
+              }
+              again.mutable_info()->set_data_plane_address(*address);
+            }
             return again;
           }};
   handlers.LogAndStopOnLostIdentity(absl::StrCat("attention_worker ", id), [&] {
@@ -276,7 +292,7 @@ int Run() {
   runner.reset();
   backend.store(nullptr);
   data_plane->reset();
-  return identity_lost ? 1 : 0;
+  return identity_lost || data_plane_lost ? 1 : 0;
 }
 
 }  // namespace

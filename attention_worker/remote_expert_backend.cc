@@ -33,6 +33,8 @@ void RemoteExpertBackend::OfferRouting(std::shared_ptr<const ExpertRouting> rout
 void RemoteExpertBackend::OnPeerConnected(PeerId peer) {
   std::lock_guard<std::mutex> lock(mu_);
   dead_.erase(peer);
+  ++connects_;
+  arrived_.notify_all();  // a step's orphans may go there now
 }
 
 absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
@@ -74,6 +76,7 @@ absl::Status RemoteExpertBackend::Start(const engine::ExpertRequest& r) {
   auto by_worker = Assign(*routing_, f, rows, f.orphans);
   if (!f.orphans.empty()) {
     f.orphans_tried = routing_;
+    f.orphans_tried_connects = connects_;
     f.cause = absl::UnavailableError("an expert has no live replica");
   }
   stats_.rows += total;
@@ -247,12 +250,25 @@ std::vector<uint32_t> RemoteExpertBackend::TakeRowsToResend(
   // Offered placements arrive before they are installed, so the offered one is never
   // older than routing_.
   by = offered_ != nullptr ? offered_ : routing_;
-  const bool retry_orphans = !f.orphans.empty() && by != f.orphans_tried;
+  // Orphans are retried with a newer placement, or once a peer (re)connected (its
+  // replicas count again: e.g. after this worker's data plane was reset).
+  const bool retry_orphans =
+      !f.orphans.empty() && (by != f.orphans_tried || connects_ != f.orphans_tried_connects);
   // The coordinator made that placement from its heartbeats: a worker that was late
   // earlier in this step and is named there is alive (it was stopped, or slow, and
   // came back), so it may serve again; still silent, it is late again below.
   if (retry_orphans) f.avoid.clear();
+  const std::vector<uint32_t>& placed = by->workers();
   for (auto& [id, d] : f.dispatches) {
+    if (!d.lost && d.bytes.empty() && !d.abandoned &&
+        !std::binary_search(placed.begin(), placed.end(), d.worker)) {
+      // The latest placement leaves the worker out: the coordinator declared it dead
+      // (silent, not disconnected) and moved its experts. Re-send now rather than wait
+      // for resend_after.
+      d.lost = true;
+      f.cause = absl::UnavailableError(
+          absl::StrCat("expert worker ", d.worker, " left the placement"));
+    }
     if (d.lost) {
       d.lost = false;
       d.abandoned = true;
@@ -309,7 +325,10 @@ absl::Status RemoteExpertBackend::Finish(int micro_batch, float* out) {
     if (!rows.empty()) {
       std::vector<uint32_t> orphans;
       auto by_worker = Assign(*by, f, rows, orphans);
-      if (!orphans.empty()) f.orphans_tried = by;
+      if (!orphans.empty()) {
+        f.orphans_tried = by;
+        f.orphans_tried_connects = connects_;
+      }
       f.orphans.insert(f.orphans.end(), orphans.begin(), orphans.end());
       stats_.resent_rows += rows.size() - orphans.size();
       if (!by_worker.empty()) {

@@ -126,6 +126,7 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
     std::vector<uint64_t> order;              // step ids of the combines taken
     std::vector<uint32_t> orphans;            // rows with no live replica yet
     std::shared_ptr<const ExpertRouting> orphans_tried;  // the routing they last failed with
+    uint64_t orphans_tried_connects = 0;                 // and connects_ then
     std::set<transport::PeerId> avoid;        // workers late for this request
     absl::Status cause;                       // why rows had to be re-sent (last)
     absl::Status failure;                     // beyond repair
@@ -163,6 +164,7 @@ class RemoteExpertBackend : public engine::ExpertBackendInterface {
   uint64_t next_step_id_ = 0;  // unique per dispatch, across micro-batches
   InFlight in_flight_[engine::kMaxMicroBatches];
   std::set<transport::PeerId> dead_;                // lost peers, until reconnected
+  uint64_t connects_ = 0;  // OnPeerConnected calls: orphans are retried after one
   std::set<transport::PeerId> to_disconnect_;       // sent garbage; closed by the engine thread
   std::shared_ptr<const ExpertRouting> offered_;  // latest placement to arrive
   RemoteExpertStats stats_;

@@ -119,6 +119,7 @@ Coordinator::Coordinator(CoordinatorOptions options, model::ModelConfig config,
   deps.workers.tls_roots_pem = options_.workers_tls_roots_pem;
   deps.api_keys = options_.api_keys;
   generation_ = std::make_unique<GenerationService>(std::move(deps), limits_);
+  membership_->Subscribe(generation_->MakeListener());
   std::vector<std::string> cluster_tokens;
   if (!options_.cluster_token.empty()) cluster_tokens.push_back(options_.cluster_token);
   cluster_ = std::make_unique<ClusterService>(*membership_, *placement_, *load_, executor,

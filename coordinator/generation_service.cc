@@ -182,6 +182,7 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
     stub_ = cluster::AttentionWorker::NewStub(channel_);
     worker_ = std::make_unique<WorkerStream>(*this);
     worker_context_ = std::make_unique<grpc::ClientContext>();
+    service_.worker_streams().Watch(route_.worker_id, worker_context_.get());
     worker_started_ = true;
     worker_done_ = false;
     worker_cancelled_ = false;
@@ -316,6 +317,7 @@ class GenerateCall final : public grpc::ServerWriteReactor<generation::GenerateR
   }
 
   void HandleWorkerDone(const grpc::Status& status) {
+    service_.worker_streams().Unwatch(route_.worker_id, worker_context_.get());
     worker_done_ = true;
     --holds_;
     service_.deps().router->Finish(route_.request_id);
@@ -428,6 +430,17 @@ grpc::ServerWriteReactor<generation::GenerateResponse>* GenerationService::Gener
     ++live_calls_;
   }
   return new GenerateCall(*this, *request);
+}
+
+Membership::Listener GenerationService::MakeListener() {
+  return [streams = worker_streams_](const WorkerSnapshot& workers) {
+    for (const auto& [worker, count] : streams->CancelLost(workers)) {
+      std::fprintf(stderr,
+                   "coordinator: attention worker %u declared dead: cancelling its %d "
+                   "request stream(s) to resume them elsewhere\n",
+                   worker, count);
+    }
+  };
 }
 
 void GenerationService::CallEnded() {

@@ -18,6 +18,7 @@
 #include "coordinator/placement_controller.h"
 #include "coordinator/request_validation.h"
 #include "coordinator/router.h"
+#include "coordinator/worker_streams.h"
 #include "model/config.h"
 #include "model/tokenizer/tokenizer.h"
 #include "proto/cluster.grpc.pb.h"
@@ -48,7 +49,8 @@ struct GenerationServiceDeps {
 // the compute pool, asks the Router for a worker, calls AttentionWorker.Run and relays
 // each RunResponse (one write at a time, reading the next only after the write
 // completed). Client cancellation cancels the worker call and sends
-// AttentionWorker.Cancel.
+// AttentionWorker.Cancel. A worker declared dead has its calls cancelled
+// (WorkerStreams), and they resume on another.
 //
 // Thread rule: handlers run on gRPC threads and only post; StopAccepting and
 // WaitForCalls may be called from any thread. Ownership: borrows `deps`; keeps one
@@ -75,7 +77,12 @@ class GenerationService final : public generation::Generation::CallbackService {
   // Blocks until every GenerateCall has been destroyed (after the server shut down).
   void WaitForCalls() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A Membership::Listener: cancels the worker streams of attention workers declared
+  // dead, so that their requests resume elsewhere. Safe to outlive the service.
+  Membership::Listener MakeListener();
+
   const GenerationServiceDeps& deps() const { return deps_; }
+  WorkerStreams& worker_streams() { return *worker_streams_; }
   const RequestLimits& limits() const { return limits_; }
   bool accepting() const { return accepting_.load(); }
   std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
@@ -85,6 +92,7 @@ class GenerationService final : public generation::Generation::CallbackService {
   const GenerationServiceDeps deps_;
   const RequestLimits limits_;
   std::atomic<bool> accepting_{true};
+  const std::shared_ptr<WorkerStreams> worker_streams_ = std::make_shared<WorkerStreams>();
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
   int live_calls_ ABSL_GUARDED_BY(mu_) = 0;

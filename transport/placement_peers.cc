@@ -39,9 +39,13 @@ void PlacementPeers::Forget(PeerId peer) {
   connected_.erase(peer);
 }
 
-void PlacementPeers::ForgetAll() {
-  std::lock_guard<std::mutex> lock(mu_);
-  connected_.clear();
+absl::StatusOr<std::string> PlacementPeers::Rejoin(UcxDataPlane& plane) {
+  if (absl::Status s = plane.Reset(); !s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    connected_.clear();
+  }
+  return plane.LocalAddress();
 }
 
 void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "proto/cluster.pb.h"
 #include "transport/ucx/ucx_data_plane.h"
 
@@ -32,9 +33,12 @@ class PlacementPeers {
   // `peer`'s connection is gone: the next placement naming it (or Reconnect) connects
   // it afresh.
   void Forget(PeerId peer);
-  // Forgets every peer (after plane.Reset() closed every connection); Reconnect or
-  // the next Update connects them afresh.
-  void ForgetAll();
+  // For a worker that the coordinator declared dead and that comes back: its
+  // connections are stale at both ends, so the plane gets a new UCP worker
+  // (UcxDataPlane::Reset) and every peer is forgotten; Reconnect or the next Update
+  // connects them afresh, and the peers connect to the new address once the worker
+  // registers with it. Returns that address, or the reset's error.
+  absl::StatusOr<std::string> Rejoin(UcxDataPlane& plane);
   // Connects the latest placement's peers that are not connected (a connection can
   // fail while the placement stays the same, e.g. when a peer was stopped for a
   // while). Call from a control thread (not the data plane's handlers), like Update.

@@ -151,6 +151,7 @@ class FaultE2eTest : public ::testing::Test {
     if (HasFatalFailure()) return;
 
     Clock::time_point killed_at;
+    Clock::time_point resumed_at;  // SIGCONT, for a paused worker
     int victim = 0;
     const std::vector<Stream> faulty = RunStreams(channel_, [&] {
       // Kill once the streams are well under way: the victim is the busiest worker
@@ -172,6 +173,7 @@ class FaultE2eTest : public ::testing::Test {
       if (pause) {
         std::this_thread::sleep_for(scenario.pause);
         ASSERT_EQ(kill(target.pid, SIGCONT), 0);
+        resumed_at = Clock::now();
       }
       if (scenario.restart) {
         ASSERT_TRUE(cluster_->AddWorker(scenario.kill_role == "expert").ok());
@@ -203,12 +205,30 @@ class FaultE2eTest : public ::testing::Test {
                 HasFailure() ? "FAILURES" : "none failed, outputs unchanged", recovery_ms,
                 normal_ms);
     EXPECT_GT(interrupted, 0) << "the kill landed after the streams ended";
+    if (scenario.pause.count() > 0) {
+      // The streams went on without waiting for the silent worker to come back.
+      EXPECT_LT(recovery_ms, ms(scenario.pause) - 1000)
+          << "the streams waited for the stopped worker";
+    }
     if (HasFailure()) std::printf("%s\n", cluster_->LogTails().c_str());
 
     // Health says it serves again, though one worker fewer than started may be alive.
     EXPECT_TRUE(cluster_->Serving(std::chrono::seconds(10))) << "Health does not report serving";
 
-    if (scenario.pause.count() > 0) {
+    if (scenario.pause.count() > 0 && scenario.kill_role == "attention") {
+      // The worker came back under its id (registered again, at a new data-plane
+      // address) before the streams below, so that they are routed to it too.
+      bool back = false;
+      for (int i = 0; i < 200 && !back; ++i) {
+        for (const Worker& w : Workers(yardctl_, "attention")) back |= w.id == victim;
+        if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      std::printf("[%s] worker %d registered again %.0f ms after SIGCONT\n",
+                  scenario.name.c_str(), victim, ms(Clock::now() - resumed_at));
+      EXPECT_TRUE(back) << "the returning worker " << victim << " did not register again\n"
+                        << cluster_->LogTails();
+    }
+    if (scenario.pause.count() > 0 && scenario.kill_role == "expert") {
       // The worker came back under its id, freed what it held (its experts had been
       // reloaded elsewhere) and is given slots again by a rebalance onto it, before the
       // streams below, so that they dispatch to it.
@@ -228,11 +248,20 @@ class FaultE2eTest : public ::testing::Test {
     }
 
     // The cluster still serves the same outputs (and a restarted worker gets work).
+    const bool returned = scenario.pause.count() > 0;
     const std::vector<Stream> after = RunStreams(channel_, [&] {
-      if (!scenario.restart) return;
+      if (!scenario.restart && !(returned && scenario.kill_role == "attention")) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       std::vector<Worker> workers = Workers(yardctl_, scenario.kill_role);
       ASSERT_FALSE(workers.empty());
+      if (returned) {
+        // The returning attention worker, under its id, is routed to again.
+        auto back = std::find_if(workers.begin(), workers.end(),
+                                 [&](const Worker& w) { return w.id == victim; });
+        ASSERT_NE(back, workers.end()) << "the returning worker is not live";
+        EXPECT_GT(back->running, 0) << "the returning attention worker gets no requests";
+        return;
+      }
       EXPECT_GT(workers.back().id, victim) << "the restarted worker registered anew";
       if (scenario.kill_role == "attention") {
         EXPECT_GT(workers.back().running, 0) << "the restarted attention worker gets requests";
@@ -335,7 +364,16 @@ TEST_F(FaultE2eTest, CoordinatorRestarted) {
 // given slots by a rebalance, and serves the next streams.
 TEST_F(FaultE2eTest, ExpertWorkerSilentThenBack) {
   Run({.name = "expert-silent", .attention = 1, .experts = 2, .kill_role = "expert",
-       .pause = std::chrono::milliseconds(2500)});
+       .pause = std::chrono::milliseconds(5000)});
+}
+
+// A silent attention worker (SIGSTOP beyond the heartbeat timeout): once the
+// coordinator declares it dead it cancels the worker's streams and their requests
+// resume on the other worker; when it comes back it registers again under its id and
+// is routed to again.
+TEST_F(FaultE2eTest, AttentionWorkerSilentThenBack) {
+  Run({.name = "attention-silent", .attention = 2, .experts = 2, .kill_role = "attention",
+       .pause = std::chrono::milliseconds(5000)});
 }
 
 TEST_F(FaultE2eTest, ExpertWorkerWithReplicasKilled) {

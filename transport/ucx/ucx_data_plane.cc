@@ -418,6 +418,12 @@ class UcxDataPlane::Impl {
   // A new worker in place of the old: nothing sent to the old address arrives any more,
   // and every peer must connect to the new one.
   absl::Status DoReset() {
+    // Every connection's peer hears of it: what it was waiting for from there (an
+    // answer to a message already sent) is not coming.
+    for (const auto& [peer, c] : connections_) {
+      QueuePeerError(peer, absl::UnavailableError(absl::StrCat(
+                               "connection to peer ", peer, " closed: the data plane was reset")));
+    }
     DestroyWorker("the UCX data plane was reset");
     absl::Status created = CreateWorker();
     if (!created.ok()) {

@@ -111,7 +111,8 @@ class UcxDataPlane final : public DataPlaneInterface {
   void Recycle(std::vector<uint8_t> buffer) override;
 
   // Replaces the UCP worker with a new one, at a new LocalAddress(): every connection
-  // is closed (sends in flight complete with kUnavailable), nothing sent to the old
+  // is closed (on_peer_error for each, kUnavailable; sends in flight complete with
+  // kUnavailable), nothing sent to the old
   // address is received any more, and peers must Connect to the new address (this side
   // connects again too). For a worker that was declared dead and comes back: UCX pairs
   // the two directions between two workers, so remaking only this side's endpoints

@@ -480,6 +480,33 @@ TEST(RemoteExpertBackendTest, LostWorkersRowsGoToSurvivorsAndToTheNextPlacement)
   EXPECT_EQ(backend.stats().resent_rows, 2u);
 }
 
+// A silent worker (no answer, no peer error) that the next placement leaves out: the
+// coordinator declared it dead and moved its experts, so its rows go where that
+// placement says at once, not after resend_after.
+TEST(RemoteExpertBackendTest, RowsOfASilentWorkerLeftOutOfTheNextPlacementMoveAtOnce) {
+  FakeDataPlane plane;
+  RemoteExpertBackend backend(
+      plane, Options(WireDType::kFP32, std::chrono::seconds(60), std::chrono::seconds(60)));
+  backend.SetRouting(Routing());
+  Request r = ThreeTokens();
+  ASSERT_TRUE(backend.Start(r.request).ok());
+  ASSERT_EQ(plane.sent.size(), 2u);  // A: rows 0 1 4 5; B: rows 2 3
+  const Dispatch a = DecodeDispatch(plane.sent[0]);
+  std::vector<float> out(6 * kHidden, -1.0f);
+  absl::Status finished;
+  std::thread engine([&] { finished = backend.Finish(0, out.data()); });
+  backend.OfferRouting(RoutingOf(6, {{kWorkerA, 0, 0}, {kWorkerA, 1, 1}, {kWorkerA, 2, 2}}));
+  const Dispatch moved = DecodeDispatch(plane.WaitSent(3));
+  EXPECT_EQ(plane.sent[2].to, kWorkerA);
+  EXPECT_EQ(moved.routes, (std::vector<TokenRoute>{{0, 2}, {2, 3}}));
+  EXPECT_EQ(moved.header.placement_version, 6u);
+  backend.OnCombine(kWorkerA, CombineFor(a));
+  backend.OnCombine(kWorkerA, CombineFor(moved));
+  engine.join();
+  ASSERT_TRUE(finished.ok()) << finished;
+  ExpectOutputs(out, 6);
+}
+
 // A worker that does not answer within resend_after: its rows are also sent to
 // another replica; the first answer serves the row and the late one is dropped.
 TEST(RemoteExpertBackendTest, SilentWorkersRowsAreSentToAnotherReplica) {

@@ -3,8 +3,11 @@
 // and cancels.
 #include "coordinator/generation_service.h"
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -240,6 +243,45 @@ TEST(GenerationServiceTest, ClientCancellationReachesTheWorker) {
   ASSERT_TRUE(worker.WaitForCancel(absl::Seconds(30)));
   ASSERT_EQ(worker.runs().size(), 1u);
   EXPECT_THAT(worker.cancelled(), ElementsAre(worker.runs()[0].request_id()));
+}
+
+// A worker that stops answering (its stream open, no more heartbeats) is declared
+// dead: its stream is cancelled and the request resumes on another worker from the
+// tokens already streamed, rather than waiting for it forever.
+TEST(GenerationServiceTest, AWorkerDeclaredDeadHasItsStreamsResumedElsewhere) {
+  CoordinatorOptions options = Options();
+  options.heartbeat_timeout = absl::Milliseconds(600);
+  TestCoordinator cluster(options);
+  FakeAttentionWorker silent(kCanned, /*hold_after_first=*/true);
+  FakeAttentionWorker healthy({Step({11, 12}, "lo w"), Step({13}, "orld", "stop")});
+  cluster.Register(cluster::ROLE_ATTENTION, silent.address());
+
+  grpc::ClientContext context;
+  auto reader = cluster.generation->Generate(&context, TokenRequest({1, 2}, 8));
+  generation::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_THAT(response.token_ids(), ElementsAre(10));
+
+  // Only the second worker heartbeats from now on.
+  const uint32_t healthy_id = cluster.Register(cluster::ROLE_ATTENTION, healthy.address());
+  std::atomic<bool> beating{true};
+  std::thread heartbeats([&] {
+    while (beating.load()) {
+      cluster.Heartbeat(healthy_id, 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::vector<int32_t> rest;
+  while (reader->Read(&response)) {
+    rest.insert(rest.end(), response.token_ids().begin(), response.token_ids().end());
+  }
+  const grpc::Status status = reader->Finish();
+  beating.store(false);
+  heartbeats.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(rest, ElementsAre(11, 12, 13));
+  ASSERT_EQ(healthy.runs().size(), 1u);
+  EXPECT_THAT(healthy.runs()[0].generated_token_ids(), ElementsAre(10));
 }
 
 TEST(GenerationServiceTest, DrainRejectsNewRequestsAndWaitsForInFlight) {

@@ -91,16 +91,21 @@ TEST_F(PlacementPeersTest, AForgottenPeerIsConnectedAgainByReconnect) {
   ExpectDelivered(*self_, kPeer, peer_inbox_, sent_);
 }
 
-// The peer was declared dead and came back with a reset data plane: the placement
-// names it at a new address, and this side connects to that one although its old
-// connection never failed.
+// The peer was declared dead and came back (Rejoin: a reset data plane, its peers
+// forgotten): the placement names it at a new address, and this side connects to that
+// one although its old connection never failed.
 TEST_F(PlacementPeersTest, APeerAtANewAddressIsConnectedAgain) {
   Update(BothAtTheirAddresses());
   ExpectDelivered(*self_, kPeer, peer_inbox_, sent_);
 
-  ASSERT_TRUE(peer_->Reset().ok());
   PlacementPeers peer_side("peer");
   peer_side.Update(*peer_, kPeer, BothAtTheirAddresses());
+  const std::string old_address = peer_->LocalAddress();
+  absl::StatusOr<std::string> rejoined = peer_side.Rejoin(*peer_);
+  ASSERT_TRUE(rejoined.ok()) << rejoined.status();
+  EXPECT_NE(*rejoined, old_address);
+  EXPECT_EQ(*rejoined, peer_->LocalAddress());
+  peer_side.Update(*peer_, kPeer, BothAtTheirAddresses());  // connects to self_ afresh
   Update(BothAtTheirAddresses());
   EXPECT_EQ(connected_, (std::vector<PeerId>{kPeer, kPeer}));
   ExpectDelivered(*self_, kPeer, peer_inbox_, sent_);

@@ -370,6 +370,9 @@ TEST(UcxDataPlaneTest, ResetGivesANewAddressAndBothSidesConnectAgain) {
     EXPECT_TRUE(s.ok() || s.code() == absl::StatusCode::kUnavailable) << s;
   }
   EXPECT_NE(pair.b->LocalAddress(), old_address);
+  ASSERT_TRUE(pair.inbox_b.WaitForError()) << "B hears that its connection to A closed";
+  EXPECT_EQ(pair.inbox_b.Errors()[0].first, kA);
+  EXPECT_EQ(pair.inbox_b.Errors()[0].second.code(), absl::StatusCode::kUnavailable);
   pair.b->Send(kA, PatternPayload(64, 0), unconnected.Done());
   ASSERT_TRUE(unconnected.WaitFor(1));
   EXPECT_EQ(unconnected.Results()[0].code(), absl::StatusCode::kFailedPrecondition)
