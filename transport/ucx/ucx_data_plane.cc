@@ -425,6 +425,13 @@ class UcxDataPlane::Impl {
                                "connection to peer ", peer, " closed: the data plane was reset")));
     }
     DestroyWorker("the UCX data plane was reset");
+    // Messages that arrived from the old connections and were not handed out yet are
+    // dropped with them: a peer re-sends what it learns was not answered.
+    std::erase_if(events_, [this](Event& e) {
+      if (e.kind != Event::Kind::kReceive) return false;
+      pool_.Give(std::move(e.message));
+      return true;
+    });
     absl::Status created = CreateWorker();
     if (!created.ok()) {
       // Without a worker every Send and Connect fails; the owner is told here.
@@ -436,9 +443,10 @@ class UcxDataPlane::Impl {
   }
 
   // Force-closes every endpoint (their sends complete with kUnavailable, `why`), destroys
-  // the worker and forgets every receive stream; receives that finish meanwhile are
-  // dropped. The SendDones are queued, not run.
+  // the worker and forgets every receive stream; messages that arrive or finish
+  // meanwhile are dropped. The SendDones are queued, not run.
   void DestroyWorker(const std::string& why) {
+    dropping_receives_ = true;
     std::vector<PeerId> peers;
     for (const auto& [peer, c] : connections_) peers.push_back(peer);
     for (PeerId peer : peers) CloseConnection(peer, /*force=*/true);
@@ -448,7 +456,6 @@ class UcxDataPlane::Impl {
       ucp_worker_progress(worker_);
       FinishClosedEndpoints();
     }
-    dropping_receives_ = true;
     for (auto& [pending, owned] : sends_) {
       QueueSendDone(std::move(owned->done),
                     absl::UnavailableError(absl::StrCat("send to peer ", owned->peer, ": ", why)));
@@ -686,6 +693,7 @@ class UcxDataPlane::Impl {
       if (rendezvous) ucp_am_data_release(worker_, data);  // tells the sender we refuse it
       return UCS_OK;
     };
+    if (dropping_receives_) return drop();  // the worker is being destroyed
     AmHeader header;
     if (header_length != sizeof(header)) return drop();
     std::memcpy(&header, header_bytes, sizeof(header));
