@@ -424,7 +424,7 @@ class UcxDataPlane::Impl {
       QueuePeerError(peer, absl::UnavailableError(absl::StrCat(
                                "connection to peer ", peer, " closed: the data plane was reset")));
     }
-    DestroyWorker("the UCX data plane was reset");
+    DestroyWorker("the UCX data plane was reset", /*shutting_down=*/false);
     // Messages that arrived from the old connections and were not handed out yet are
     // dropped with them: a peer re-sends what it learns was not answered.
     std::erase_if(events_, [this](Event& e) {
@@ -443,10 +443,11 @@ class UcxDataPlane::Impl {
   }
 
   // Force-closes every endpoint (their sends complete with kUnavailable, `why`), destroys
-  // the worker and forgets every receive stream; messages that arrive or finish
-  // meanwhile are dropped. The SendDones are queued, not run.
-  void DestroyWorker(const std::string& why) {
-    dropping_receives_ = true;
+  // the worker and forgets every receive stream; rendezvous receives that finish
+  // meanwhile are dropped. Shutting down, the queued events are dispatched before the
+  // worker is destroyed (the order UCX 1.13 over TCP was tested in) and stopped_ is
+  // set for handlers that call Connect; for a reset they wait for the progress loop.
+  void DestroyWorker(const std::string& why, bool shutting_down) {
     std::vector<PeerId> peers;
     for (const auto& [peer, c] : connections_) peers.push_back(peer);
     for (PeerId peer : peers) CloseConnection(peer, /*force=*/true);
@@ -456,10 +457,15 @@ class UcxDataPlane::Impl {
       ucp_worker_progress(worker_);
       FinishClosedEndpoints();
     }
+    dropping_receives_ = true;
+    stopped_ = shutting_down;
     for (auto& [pending, owned] : sends_) {
       QueueSendDone(std::move(owned->done),
                     absl::UnavailableError(absl::StrCat("send to peer ", owned->peer, ": ", why)));
     }
+    // Shutting down, the handlers hear everything before the worker goes (a reset
+    // leaves them to the progress loop, after the new worker exists).
+    if (shutting_down) DispatchEvents();
     for (ucs_status_ptr_t request : closing_) ucp_request_free(request);
     closing_.clear();
     failed_endpoints_.clear();
@@ -693,7 +699,6 @@ class UcxDataPlane::Impl {
       if (rendezvous) ucp_am_data_release(worker_, data);  // tells the sender we refuse it
       return UCS_OK;
     };
-    if (dropping_receives_) return drop();  // the worker is being destroyed
     AmHeader header;
     if (header_length != sizeof(header)) return drop();
     std::memcpy(&header, header_bytes, sizeof(header));
@@ -806,7 +811,7 @@ class UcxDataPlane::Impl {
   // Stops: fails what is queued, closes endpoints (cancelling in-flight sends), destroys
   // the worker, and runs the last SendDones, all on this thread.
   void Shutdown() {
-    if (worker_ != nullptr) DestroyWorker("UCX data plane shut down");
+    if (worker_ != nullptr) DestroyWorker("UCX data plane shut down", /*shutting_down=*/true);
     stopped_ = true;
     DispatchEvents();
     // Handlers run above may have posted more; fail those until the queue stays empty.
