@@ -41,6 +41,7 @@ CpuFeatures Detect() {
   f.avx512dq = (ebx >> 17) & 1;
   f.avx512bw = (ebx >> 30) & 1;
   f.avx512vl = (ebx >> 31) & 1;
+  f.avx512_vbmi = (ecx >> 1) & 1;
   f.avx512_vnni = (ecx >> 11) & 1;
   const unsigned max_subleaf = eax;
   if (max_subleaf >= 1) {
@@ -54,7 +55,7 @@ bool HasAvx2(const CpuFeatures& f) { return f.os_avx && f.avx2 && f.fma && f.f16
 
 bool HasAvx512(const CpuFeatures& f) {
   return HasAvx2(f) && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl &&
-         f.avx512dq && f.avx512_bf16 && f.avx512_vnni;
+         f.avx512dq && f.avx512_vbmi && f.avx512_bf16 && f.avx512_vnni;
 }
 
 // -1: no programmatic override; else the Isa value.
@@ -149,7 +150,7 @@ std::string DescribeIsaChoice() {
   std::string cpu = std::string(IsaName(BestSupportedIsa()));
   if (f.avx512f) {
     absl::StrAppend(&cpu, f.avx512_bf16 ? " bf16" : " no-bf16",
-                    f.avx512_vnni ? " vnni" : " no-vnni");
+                    f.avx512_vnni ? " vnni" : " no-vnni", f.avx512_vbmi ? " vbmi" : " no-vbmi");
   }
   std::string why;
   if (g_override.load(std::memory_order_relaxed) >= 0) {

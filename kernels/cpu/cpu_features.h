@@ -29,8 +29,9 @@ enum class Isa {
   kScalar = 0,
   // AVX2 + FMA + F16C (Haswell, Zen 1 and later).
   kAvx2 = 1,
-  // AVX-512 F/BW/VL/DQ + BF16 + VNNI + F16C + FMA (Cooper Lake, Sapphire Rapids,
-  // Zen 4 and later). BF16 is required: the prefill kernel is built on vdpbf16ps.
+  // AVX-512 F/BW/VL/DQ + VBMI + BF16 + VNNI + F16C + FMA (Sapphire Rapids, Zen 4
+  // and later). BF16 is required: the prefill kernel is built on vdpbf16ps; VBMI:
+  // the decode kernel widens FP8 with byte-table lookups (vpermt2b).
   kAvx512 = 2,
 };
 
@@ -45,6 +46,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512_bf16 = false;
   bool avx512_vnni = false;
+  bool avx512_vbmi = false;
   // The OS saves the YMM / ZMM and opmask state across context switches.
   bool os_avx = false;
   bool os_avx512 = false;

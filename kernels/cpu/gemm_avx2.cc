@@ -91,7 +91,8 @@ void Tile(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int64_
     const uint8_t* rows[NR];
     for (int r = 0; r < NR; ++r) {
       rows[r] = w + r * w_ld + kk * kElem;
-      // The next tile's rows, same columns (see kPrefetchNextTile in gemm_avx512.cc).
+      // The next tile's rows, same columns: a whole tile ahead, so the line is in L1
+      // when needed.
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + NR * w_ld), _MM_HINT_T0);
     }
     Step<kFp8, MR, NR>(xp + kk, xp_ld, rows, acc);

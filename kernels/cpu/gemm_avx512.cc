@@ -1,20 +1,15 @@
-// Gemm kernels for AVX-512 (F/BW/VL/DQ + BF16 + F16C + FMA). Compiled with those
+// Gemm kernels for AVX-512 (F/BW/VL/DQ + VBMI + BF16 + F16C + FMA). Compiled with those
 // flags; reached only through Avx512GemmKernel() after a run-time check.
 //
 // Layout: every dot product runs along k, the contiguous dimension of both x and the
-// checkpoint's w, so weights are read straight from the mapping. A tile keeps
-// MR × NR accumulator vectors (rows of x × rows of w) and loads each 64-byte piece of
-// a weight row once for all MR rows of x.
+// checkpoint's w, so weights are read straight from the mapping. A tile loads each
+// 64-byte piece of a weight row once for all MR rows of x (FP32 path: one weight row
+// per tile; BF16 path: NR rows).
 //
 // Two paths:
-//  - FP32 activations: weights are widened to FP32 in registers and FMA'd.
-//    BF16: the 32-bit lane j of a 64-byte load holds w[2j] (low half) and w[2j+1]
-//    (high half); `lane << 16` and `lane & 0xFFFF0000` are those two weights as FP32,
-//    so x is pre-split into even and odd positions per 32 (once per call).
-//    FP8 e4m3: the byte's low 7 bits shifted into an FP16's exponent/mantissa give the
-//    value / 2^8 exactly (subnormals included, since both formats keep the same
-//    3-bit mantissa and the bias differs by 8); vcvtph2ps widens it. The 2^8 and the
-//    block scale are folded into a scaled copy of x made once per 128 weight rows.
+//  - FP32 activations (decode): weights are widened to FP32 in registers and FMA'd
+//    (FP8 through BF16 words, by table lookups); x is prepared once per call (FP8:
+//    once per 128 weight rows, with the block scale folded in). See the section.
 //  - BF16 activations (prefill): x rounded to BF16 once (FP8: bf16(x · scale) per
 //    128 weight rows) and multiplied with vdpbf16ps. FP8 weights are decoded to
 //    BF16 (exact) in a per-thread panel of ≤ 128 rows × kKc columns, reused by all
@@ -36,8 +31,10 @@ constexpr int64_t kBlock = 128;  // FP8 scale block
 constexpr int64_t kF32RowChunk = 64;
 constexpr int64_t kF32RowsPerBlock = 64;
 constexpr int64_t kF32PanelRows = 32;
-constexpr int kF32Mr = 4;
+constexpr int kF32Mr = 3;
 constexpr int kF32Nr = 4;
+// Weight rows per tile for a single x row (one reduction for all of them).
+constexpr int kOneRowNr = 4;
 // BF16 path: rows of x and columns of k per prepared block; weight rows per block.
 constexpr int64_t kBf16RowChunk = 256;
 constexpr int64_t kKc = 2048;
@@ -49,6 +46,7 @@ inline int64_t RoundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 inline __mmask32 TailMask32(int64_t count) {
+  if (count <= 0) return 0;
   return count >= 32 ? ~__mmask32{0} : (__mmask32{1} << count) - 1;
 }
 inline __mmask16 TailMask16(int64_t count) {
@@ -98,79 +96,199 @@ inline void StoreTile(__m512 (&acc)[MR][NR], float* y, int64_t y_ld, bool accumu
 
 // ---------------------------------------------------------------- FP32 activations
 
-// How a tile reads its weight rows: the checkpoint's BF16 widened in registers (also
-// used for FP8 panels, see DecodeFp8Pairs), or its FP8 decoded in registers.
+// Weights arrive in groups of 64 columns, as two blocks of 32 BF16 words; the 32-bit
+// lane j of a block holds two weights, `lane << 16` (low word) and
+// `lane & 0xFFFF0000` (high word) as FP32, paired with x's two prepared vectors of
+// the block (see PrepareBf16Activations, PrepareFp8Activations for which columns).
+//  - BF16 rows are the blocks as stored: low word = even column, high word = odd.
+//  - FP8 e4m3 rows are decoded 64 bytes at a time by two byte-table lookups
+//    (vpermt2b: the high and low byte of each code's BF16 value, which is exact;
+//    the sign bit is copied over) and interleaved per 128-bit lane with
+//    vpunpck{l,h}bw. The block scale is folded into the prepared x. A panel of
+//    decoded rows (DecodeFp8Panel32) holds the same words, so a BF16 tile over it
+//    gives the same bits as decoding in registers.
+//
+// Each (x row, weight row) dot product keeps two accumulator chains, so that even a
+// 1 × 1 tile has independent FMAs in flight: block b of the row adds its two
+// products into chain b % 2. The order is the same for every tile shape, so the
+// shape can follow m: a single x row takes one weight row at a time, and a thread
+// then reads its weight rows as one linear stream that the hardware prefetcher
+// follows (one core, BF16, k = 2048, from DRAM: 23 GB/s against 25 for a plain read
+// sweep; four rows side by side, four streams each starting a fresh 4 KiB page,
+// reached 13.5-15 with or without software prefetch). More x rows take several
+// weight rows per tile, so each widened weight vector serves more FMAs.
+
 enum class WKind { kBf16, kFp8 };
 
-// Software prefetch of the next tile's rows: measured on one core from DRAM, FP8
-// M=1 goes from ~9-13 to ~20 GB/s and BF16 from ~17-22 to ~25 GB/s; prefetching 2
-// or 4 tiles ahead was no better.
-constexpr bool kPrefetchNextTile = true;
+// Software prefetch this far ahead in each weight row, into L1: the hardware
+// prefetcher brings the stream to L2, and FP8's decode leaves too little slack to
+// wait for L2 (one core from DRAM: 9-11 GB/s without, 19-21 with; BF16 ±3%).
+constexpr int64_t kPrefetchAhead = 256;
 
-// One 32-wide step of an MR × NR tile. xp rows hold the prepared activations (split
-// even/odd for BF16, scaled for FP8) for this 32-column piece at xp + i * xp_ld.
+// FP8 e4m3fn magnitude codes (7 bits) → BF16 bits of the exact value; 0x7F is NaN.
+constexpr uint16_t Fp8MagnitudeToBf16(int code) {
+  const int e = code >> 3, m = code & 7;
+  if (code == 0x7F) return 0x7FC0;
+  if (e > 0) return static_cast<uint16_t>(((e + 120) << 7) | (m << 4));
+  if (m == 0) return 0;
+  const int p = m >= 4 ? 2 : m >= 2 ? 1 : 0;  // m · 2^-9 = 2^(p-9) · (m / 2^p)
+  return static_cast<uint16_t>(((p + 118) << 7) | ((m - (1 << p)) << (7 - p)));
+}
+
+struct Fp8Tables {
+  alignas(64) uint8_t high[128];
+  alignas(64) uint8_t low[128];
+};
+
+constexpr Fp8Tables MakeFp8Tables() {
+  Fp8Tables t{};
+  for (int c = 0; c < 128; ++c) {
+    t.high[c] = static_cast<uint8_t>(Fp8MagnitudeToBf16(c) >> 8);
+    t.low[c] = static_cast<uint8_t>(Fp8MagnitudeToBf16(c) & 0xFF);
+  }
+  return t;
+}
+
+constexpr Fp8Tables kFp8Tables = MakeFp8Tables();
+
+// 64 FP8 bytes → the group's two blocks of BF16 words (see above).
+inline void DecodeFp8Group(__m512i bytes, __m512i& block0, __m512i& block1) {
+  const __m512i* high = reinterpret_cast<const __m512i*>(kFp8Tables.high);
+  const __m512i* low = reinterpret_cast<const __m512i*>(kFp8Tables.low);
+  __m512i hi = _mm512_permutex2var_epi8(_mm512_load_si512(high), bytes,
+                                        _mm512_load_si512(high + 1));
+  const __m512i lo = _mm512_permutex2var_epi8(_mm512_load_si512(low), bytes,
+                                              _mm512_load_si512(low + 1));
+  // hi | (bytes & 0x80): the sign.
+  hi = _mm512_ternarylogic_epi32(hi, bytes, _mm512_set1_epi8(static_cast<char>(0x80)), 0xF8);
+  block0 = _mm512_unpacklo_epi8(lo, hi);
+  block1 = _mm512_unpackhi_epi8(lo, hi);
+}
+
+inline __mmask64 TailMask64(int64_t count) {
+  return count >= 64 ? ~__mmask64{0} : (__mmask64{1} << count) - 1;
+}
+
+// Block b (0, 1) of the group of a weight row starting at column `col`, `cols`
+// columns left. FP8 decodes both blocks at once: block 1 comes back in `fp8_next`
+// when b = 0, and is taken from it when b = 1.
+template <WKind kW, bool kMasked>
+inline __m512i LoadBlock(const uint8_t* row, int64_t col, int64_t cols, int b,
+                         __m512i& fp8_next) {
+  if constexpr (kW == WKind::kFp8) {
+    if (b == 1) return fp8_next;
+    const uint8_t* p = row + col;
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead), _MM_HINT_T0);
+    __m512i block0;
+    DecodeFp8Group(kMasked ? _mm512_maskz_loadu_epi8(TailMask64(cols), p) : _mm512_loadu_si512(p),
+                   block0, fp8_next);
+    return block0;
+  } else {
+    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + col + 32 * b;
+    _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead, _MM_HINT_T0);
+    return kMasked ? _mm512_maskz_loadu_epi16(TailMask32(cols - 32 * b), p)
+                   : _mm512_loadu_si512(p);
+  }
+}
+
+// One 64-column group into every accumulator of the tile. xp rows hold the prepared
+// activations of this group (four vectors) at xp + i * xp_ld.
 template <WKind kW, int MR, int NR, bool kMasked>
 inline void StepF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld,
-                    __mmask32 mask, __m512 (&acc)[MR][NR]) {
-  __m512 wa[NR];
-  __m512 wb[NR];
-  for (int r = 0; r < NR; ++r) {
-    const uint8_t* row = w + r * w_ld;
-    if constexpr (kPrefetchNextTile) {
-      // The same columns of the next tile's rows: a whole tile (≥ 8 KiB) ahead, so
-      // the line is in L1 when needed, and each row starts a fresh 4 KiB page the
-      // hardware prefetcher would only find after a few misses.
-      _mm_prefetch(reinterpret_cast<const char*>(row + NR * w_ld), _MM_HINT_T0);
-    }
-    if constexpr (kW == WKind::kFp8) {
-      const __m256i bytes =
-          kMasked ? _mm256_maskz_loadu_epi8(mask, row)
-                  : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
-      const __m512i h = Fp8ToHalfBits(bytes);
-      wa[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
-      wb[r] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
-    } else {
-      const __m512i v = kMasked ? _mm512_maskz_loadu_epi16(mask, row)
-                                : _mm512_loadu_si512(row);
-      wa[r] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-      wb[r] = _mm512_castsi512_ps(
-          _mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    const __m512 xa = _mm512_load_ps(xp + i * xp_ld);
-    const __m512 xb = _mm512_load_ps(xp + i * xp_ld + 16);
+                    int64_t col, int64_t cols, __m512 (&acc)[MR][NR][2]) {
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  __m512i fp8_next[NR];
+  for (int b = 0; b < 2; ++b) {
+    __m512 wa[NR], wb[NR];
     for (int r = 0; r < NR; ++r) {
-      acc[i][r] = _mm512_fmadd_ps(xa, wa[r], acc[i][r]);
-      acc[i][r] = _mm512_fmadd_ps(xb, wb[r], acc[i][r]);
+      const __m512i words = LoadBlock<kW, kMasked>(w + r * w_ld, col, cols, b, fp8_next[r]);
+      wa[r] = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+      wb[r] = _mm512_castsi512_ps(_mm512_and_si512(words, high));
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xa = _mm512_load_ps(xp + i * xp_ld + 32 * b);
+      const __m512 xb = _mm512_load_ps(xp + i * xp_ld + 32 * b + 16);
+      for (int r = 0; r < NR; ++r) {
+        acc[i][r][b] = _mm512_fmadd_ps(xa, wa[r], acc[i][r][b]);
+        acc[i][r][b] = _mm512_fmadd_ps(xb, wb[r], acc[i][r][b]);
+      }
     }
   }
 }
 
-// y[0:MR, 0:NR] = prepared x rows · w rows over k columns.
-// xp: [MR, RoundUp(k, 32)] fp32 prepared, row stride xp_ld. w: [NR, k] row stride
-// w_ld bytes. y: row stride y_ld.
+// Runs one dot product's groups over k columns into acc.
+template <WKind kW, int MR, int NR>
+inline void DotF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int64_t k,
+                   __m512 (&acc)[MR][NR][2]) {
+  for (int i = 0; i < MR; ++i) {
+    for (int r = 0; r < NR; ++r) acc[i][r][0] = acc[i][r][1] = _mm512_setzero_ps();
+  }
+  const int64_t k_full = k / 64 * 64;
+  for (int64_t kk = 0; kk < k_full; kk += 64) {
+    StepF32<kW, MR, NR, false>(xp + kk, xp_ld, w, w_ld, kk, 64, acc);
+  }
+  if (k_full < k) StepF32<kW, MR, NR, true>(xp + k_full, xp_ld, w, w_ld, k_full, k - k_full, acc);
+}
+
+// y[j · stride] = the horizontal sum of chains[j][0] + chains[j][1], j < count ≤ 4, by
+// one fixed tree (Reduce4's, the same for each of its four sums).
+inline void StoreDots(const __m512 (&chains)[4][2], int count, float* y, int64_t stride) {
+  __m512 sums[4];
+  for (int j = 0; j < 4; ++j) {
+    sums[j] = j < count ? _mm512_add_ps(chains[j][0], chains[j][1]) : _mm512_setzero_ps();
+  }
+  alignas(16) float out[4];
+  _mm_store_ps(out, Reduce4(sums[0], sums[1], sums[2], sums[3]));
+  for (int j = 0; j < count; ++j) y[j * stride] = out[j];
+}
+
+// y[0:MR, 0:NR] = prepared x rows · weight rows over k columns, all weight rows
+// side by side.
+// xp: [MR, RoundUp(k, 64)] fp32 prepared, zero-padded, row stride xp_ld. w: [NR, k]
+// BF16 words or FP8 bytes, row stride w_ld bytes. y: row stride y_ld.
 template <WKind kW, int MR, int NR>
 void TileF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int64_t k,
              float* y, int64_t y_ld) {
-  constexpr int64_t kElem = kW == WKind::kFp8 ? 1 : 2;
-  __m512 acc[MR][NR];
-  for (int i = 0; i < MR; ++i) {
-    for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_setzero_ps();
+  __m512 acc[MR][NR][2];
+  DotF32<kW, MR, NR>(xp, xp_ld, w, w_ld, k, acc);
+  for (int r = 0; r < NR; ++r) {
+    for (int i0 = 0; i0 < MR; i0 += 4) {
+      __m512 chains[4][2];
+      for (int j = 0; j < 4 && i0 + j < MR; ++j) {
+        chains[j][0] = acc[i0 + j][r][0];
+        chains[j][1] = acc[i0 + j][r][1];
+      }
+      StoreDots(chains, static_cast<int>(Min(4, MR - i0)), y + i0 * y_ld + r, y_ld);
+    }
   }
-  const int64_t k_full = k / 32 * 32;
-  for (int64_t kk = 0; kk < k_full; kk += 32) {
-    StepF32<kW, MR, NR, false>(xp + kk, xp_ld, w + kk * kElem, w_ld, 0, acc);
-  }
-  if (k_full < k) {
-    StepF32<kW, MR, NR, true>(xp + k_full, xp_ld, w + k_full * kElem, w_ld,
-                                TailMask32(k - k_full), acc);
-  }
-  StoreTile<MR, NR>(acc, y, y_ld, /*accumulate=*/false);
 }
 
-using TileF32Fn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64_t,
-                           float*, int64_t);
+// The same for one x row and NR ≤ 4 weight rows taken one after another: a linear
+// read of the weights (see above), with one horizontal reduction for all NR.
+template <WKind kW, int NR>
+void TileF32OneRow(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int64_t k,
+                   float* y, int64_t /*y_ld*/) {
+  static_assert(NR <= 4);
+  __m512 chains[4][2];
+  for (int r = 0; r < NR; ++r) {
+    __m512 acc[1][1][2];
+    DotF32<kW, 1, 1>(xp, xp_ld, w + r * w_ld, w_ld, k, acc);
+    chains[r][0] = acc[0][0][0];
+    chains[r][1] = acc[0][0][1];
+  }
+  StoreDots(chains, NR, y, 1);
+}
+
+using TileF32Fn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64_t, float*,
+                           int64_t);
+
+// Tiles of at most kF32Mr x rows × kF32Nr weight rows.
+template <WKind kW>
+TileF32Fn PickTileF32OneRow(int nr) {
+  static constexpr TileF32Fn kTable[kOneRowNr] = {TileF32OneRow<kW, 1>, TileF32OneRow<kW, 2>,
+                                                  TileF32OneRow<kW, 3>, TileF32OneRow<kW, 4>};
+  return kTable[nr - 1];
+}
 
 template <WKind kW>
 TileF32Fn PickTileF32(int mr, int nr) {
@@ -178,45 +296,33 @@ TileF32Fn PickTileF32(int mr, int nr) {
       {TileF32<kW, 1, 1>, TileF32<kW, 1, 2>, TileF32<kW, 1, 3>, TileF32<kW, 1, 4>},
       {TileF32<kW, 2, 1>, TileF32<kW, 2, 2>, TileF32<kW, 2, 3>, TileF32<kW, 2, 4>},
       {TileF32<kW, 3, 1>, TileF32<kW, 3, 2>, TileF32<kW, 3, 3>, TileF32<kW, 3, 4>},
-      {TileF32<kW, 4, 1>, TileF32<kW, 4, 2>, TileF32<kW, 4, 3>, TileF32<kW, 4, 4>},
   };
   return kTable[mr - 1][nr - 1];
 }
 
-// FP8 rows [rows, k] (row stride w_ld bytes) → panel [rows, RoundUp(k, 32)] of BF16
-// pairs: per 32 columns, 32-bit lane j holds value / 2^8 of column j (low half) and
-// of column 16 + j (high half), exact (3 mantissa bits fit BF16), zero-padded.
-// TileF32<kBf16> widens lane j to exactly the two FP32 numbers StepF32<kFp8> decodes
-// for lanes j of its two halves, so both give the same bits.
-void DecodeFp8Pairs(const uint8_t* w, int64_t w_ld, int64_t rows, int64_t k,
-                    uint16_t* panel) {
-  const int64_t kp = RoundUp(k, 32);
-  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+// FP8 rows [rows, k] (row stride w_ld bytes) → panel [rows, RoundUp(k, 64)] of the
+// BF16 words TileF32<kFp8> decodes in registers, zero-padded.
+void DecodeFp8Panel32(const uint8_t* w, int64_t w_ld, int64_t rows, int64_t k,
+                      uint16_t* panel) {
+  const int64_t kp = RoundUp(k, 64);
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t kk = 0; kk < k; kk += 32) {
-      // Rows come straight from DRAM: prefetch a few rows ahead (see
-      // kPrefetchNextTile).
-      _mm_prefetch(reinterpret_cast<const char*>(w + (r + kF32Nr) * w_ld + kk), _MM_HINT_T0);
-      const __m512i h =
-          Fp8ToHalfBits(_mm256_maskz_loadu_epi8(TailMask32(k - kk), w + r * w_ld + kk));
-      const __m512i lo = _mm512_castps_si512(_mm512_cvtph_ps(_mm512_castsi512_si256(h)));
-      const __m512i hi =
-          _mm512_castps_si512(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
-      // (lo >> 16) | (hi & 0xFFFF0000): the FP32s' low halves are zero.
-      _mm512_store_si512(panel + r * kp + kk,
-                         _mm512_ternarylogic_epi32(_mm512_srli_epi32(lo, 16), hi, high, 0xF8));
+    for (int64_t kk = 0; kk < k; kk += 64) {
+      __m512i block1;
+      const __m512i block0 = LoadBlock<WKind::kFp8, true>(w + r * w_ld, kk, k - kk, 0, block1);
+      _mm512_store_si512(panel + r * kp + kk, block0);
+      _mm512_store_si512(panel + r * kp + kk + 32, block1);
     }
   }
 }
 
-// x row [k] fp32 → xp [RoundUp(k, 32)]: per 32 columns, the 16 even then the 16 odd
-// positions, zero-padded.
-void SplitEvenOdd(const float* x, int64_t k, float* xp) {
+// x row [k] fp32 → xp [RoundUp(k, 64)] for BF16 weights: per 32 columns, the 16 even
+// then the 16 odd positions, zero-padded.
+void PrepareBf16Activations(const float* x, int64_t k, float* xp) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
                                          26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
                                         27, 29, 31);
-  for (int64_t kk = 0; kk < k; kk += 32) {
+  for (int64_t kk = 0; kk < RoundUp(k, 64); kk += 32) {
     const __m512 lo = _mm512_maskz_loadu_ps(TailMask16(k - kk), x + kk);
     const __m512 hi = _mm512_maskz_loadu_ps(TailMask16(k - kk - 16), x + kk + 16);
     _mm512_store_ps(xp + kk, _mm512_permutex2var_ps(lo, even, hi));
@@ -224,22 +330,34 @@ void SplitEvenOdd(const float* x, int64_t k, float* xp) {
   }
 }
 
-// x row [k] fp32 → xp [RoundUp(k, 32)] = x · scale[k / 128] · 2^8, zero-padded.
+// x row [k] fp32 → xp [RoundUp(k, 64)] = x · scale[k / 128] for FP8 weights, in the
+// decoded words' order: per 64 columns, lane j (of 16) of the four vectors takes
+// column 16·(j / 4) + 2·(j % 4) plus 0, 1 (block 0's low, high word), 8, 9 (block 1's).
 // scales: one row of scale_inv.
-void ScaleForFp8(const float* x, int64_t k, const float* scales, float* xp) {
-  for (int64_t kk = 0; kk < k; kk += 16) {
-    const __m512 s = _mm512_set1_ps(scales[kk / kBlock] * 256.0f);
-    const __m512 v = _mm512_maskz_loadu_ps(TailMask16(k - kk), x + kk);
-    _mm512_store_ps(xp + kk, _mm512_mul_ps(v, s));
-  }
-  if (k % 32 != 0 && k % 32 <= 16) {
-    _mm512_store_ps(xp + k / 32 * 32 + 16, _mm512_setzero_ps());
+void PrepareFp8Activations(const float* x, int64_t k, const float* scales, float* xp) {
+  // Source index within a pair of 16-float vectors, for lanes j < 8 (the first pair)
+  // and j ≥ 8 (the second), plus the offset of each of the four vectors.
+  alignas(64) static constexpr int32_t kBase[16] = {0, 2, 4, 6, 16, 18, 20, 22,
+                                                    0, 2, 4, 6, 16, 18, 20, 22};
+  const __m512i base = _mm512_load_si512(kBase);
+  for (int64_t kk = 0; kk < RoundUp(k, 64); kk += 64) {
+    const __m512 s = _mm512_set1_ps(scales[kk / kBlock]);
+    __m512 v[4];
+    for (int q = 0; q < 4; ++q) {
+      v[q] = _mm512_mul_ps(_mm512_maskz_loadu_ps(TailMask16(k - kk - 16 * q), x + kk + 16 * q), s);
+    }
+    for (int out = 0; out < 4; ++out) {
+      const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32((out & 1) + 8 * (out >> 1)));
+      const __m512 first = _mm512_permutex2var_ps(v[0], idx, v[1]);
+      const __m512 second = _mm512_permutex2var_ps(v[2], idx, v[3]);
+      _mm512_store_ps(xp + kk + 16 * out, _mm512_mask_blend_ps(0xFF00, first, second));
+    }
   }
 }
 
 void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
             int64_t n_end, void* scratch) {
-  const int64_t kp = RoundUp(a.k, 32);
+  const int64_t kp = RoundUp(a.k, 64);
   const int64_t elem = a.fp8 ? 1 : 2;
   const int64_t w_ld = a.k * elem;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
@@ -250,7 +368,7 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
     const int64_t rows = Min(kF32RowChunk, m_end - mc);
     if (!a.fp8) {
       for (int64_t i = 0; i < rows; ++i) {
-        SplitEvenOdd(a.x + (mc + i) * a.x_stride, a.k, xp + i * kp);
+        PrepareBf16Activations(a.x + (mc + i) * a.x_stride, a.k, xp + i * kp);
       }
     }
     int64_t nb = n_begin;
@@ -261,21 +379,20 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
       if (a.fp8) {
         const float* scales = a.scale_inv + (nb / kBlock) * scale_cols;
         for (int64_t i = 0; i < rows; ++i) {
-          ScaleForFp8(a.x + (mc + i) * a.x_stride, a.k, scales, xp + i * kp);
+          PrepareFp8Activations(a.x + (mc + i) * a.x_stride, a.k, scales, xp + i * kp);
         }
       }
       if (a.fp8 && rows > kF32Mr) {
-        // Several tiles of x share each weight row: decode FP8 (~5× the cost of
-        // widening BF16) once per panel of rows instead of once per tile.
+        // Several tiles of x share each weight row: decode FP8 once per panel of
+        // rows instead of once per tile.
         for (int64_t pb = nb; pb < nb_end; pb += kF32PanelRows) {
           const int64_t pb_end = Min(nb_end, pb + kF32PanelRows);
-          DecodeFp8Pairs(w + pb * w_ld, w_ld, pb_end - pb, a.k, panel);
+          DecodeFp8Panel32(w + pb * w_ld, w_ld, pb_end - pb, a.k, panel);
           for (int64_t mt = 0; mt < rows; mt += kF32Mr) {
             const int mr = static_cast<int>(Min(kF32Mr, rows - mt));
             for (int64_t nt = pb; nt < pb_end; nt += kF32Nr) {
               const int nr = static_cast<int>(Min(kF32Nr, pb_end - nt));
-              // k = kp: the pairs layout must not be masked by column; its padding
-              // is zero, as the in-register path's masked tail is.
+              // k = kp: the padding is zero, as the in-register path's masked tail is.
               PickTileF32<WKind::kBf16>(mr, nr)(
                   xp + mt * kp, kp, reinterpret_cast<const uint8_t*>(panel + (nt - pb) * kp),
                   kp * 2, kp, a.y + (mc + mt) * a.y_stride + nt, a.y_stride);
@@ -285,10 +402,15 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
       } else {
         for (int64_t mt = 0; mt < rows; mt += kF32Mr) {
           const int mr = static_cast<int>(Min(kF32Mr, rows - mt));
-          for (int64_t nt = nb; nt < nb_end; nt += kF32Nr) {
-            const int nr = static_cast<int>(Min(kF32Nr, nb_end - nt));
-            TileF32Fn tile = a.fp8 ? PickTileF32<WKind::kFp8>(mr, nr)
-                                   : PickTileF32<WKind::kBf16>(mr, nr);
+          // One x row: its weight rows one after another, a linear stream.
+          const int64_t w_rows = rows == 1 ? kOneRowNr : kF32Nr;
+          for (int64_t nt = nb; nt < nb_end; nt += w_rows) {
+            const int nr = static_cast<int>(Min(w_rows, nb_end - nt));
+            const TileF32Fn tile =
+                rows == 1 ? (a.fp8 ? PickTileF32OneRow<WKind::kFp8>(nr)
+                                   : PickTileF32OneRow<WKind::kBf16>(nr))
+                          : (a.fp8 ? PickTileF32<WKind::kFp8>(mr, nr)
+                                   : PickTileF32<WKind::kBf16>(mr, nr));
             tile(xp + mt * kp, kp, w + nt * w_ld, w_ld, a.k,
                  a.y + (mc + mt) * a.y_stride + nt, a.y_stride);
           }
@@ -443,8 +565,8 @@ size_t ScratchBytes(const GemmArgs& a, int64_t rows) {
     // x block [kBf16RowChunk, kKc] bf16 + FP8 panel [128, kKc] bf16.
     return (kBf16RowChunk + kBlock) * kKc * 2;
   }
-  // x chunk [kF32RowChunk, kp] fp32 + FP8 panel [kF32PanelRows, kp] bf16 pairs.
-  return static_cast<size_t>((kF32RowChunk * 4 + kF32PanelRows * 2) * RoundUp(a.k, 32));
+  // x chunk [kF32RowChunk, kp] fp32 + FP8 panel [kF32PanelRows, kp] bf16 words.
+  return static_cast<size_t>((kF32RowChunk * 4 + kF32PanelRows * 2) * RoundUp(a.k, 64));
 }
 
 }  // namespace

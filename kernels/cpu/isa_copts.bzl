@@ -27,6 +27,7 @@ AVX512_COPTS = ISA_WARNING_COPTS + [
     "-mavx512bw",
     "-mavx512vl",
     "-mavx512dq",
+    "-mavx512vbmi",
     "-mavx512bf16",
     "-mavx512vnni",
 ]
