@@ -33,8 +33,12 @@ constexpr int64_t kF32RowsPerBlock = 64;
 constexpr int64_t kF32PanelRows = 32;
 constexpr int kF32Mr = 3;
 constexpr int kF32Nr = 4;
-// Weight rows per tile for a single x row (one reduction for all of them).
-constexpr int kOneRowNr = 4;
+// Up to this many x rows, one tile takes them all and its weight rows one after
+// another (TileF32Sequential), this many per tile (one reduction for all of them).
+// Six or eight rows this way were no faster in decode_bench (the x rows' loads
+// then outnumber the FMAs).
+constexpr int kSequentialMaxRows = 3;  // ≤ kF32Mr
+constexpr int kSequentialNr = 4;
 // BF16 path: rows of x and columns of k per prepared block; weight rows per block.
 constexpr int64_t kBf16RowChunk = 256;
 constexpr int64_t kKc = 2048;
@@ -111,7 +115,7 @@ inline void StoreTile(__m512 (&acc)[MR][NR], float* y, int64_t y_ld, bool accumu
 // Each (x row, weight row) dot product keeps two accumulator chains, so that even a
 // 1 × 1 tile has independent FMAs in flight: block b of the row adds its two
 // products into chain b % 2. The order is the same for every tile shape, so the
-// shape can follow m: a single x row takes one weight row at a time, and a thread
+// shape can follow m: up to three x rows take one weight row at a time, and a thread
 // then reads its weight rows as one linear stream that the hardware prefetcher
 // follows (one core, BF16, k = 2048, from DRAM: 23 GB/s against 25 for a plain read
 // sweep; four rows side by side, four streams each starting a fresh 4 KiB page,
@@ -263,20 +267,23 @@ void TileF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int
   }
 }
 
-// The same for one x row and NR ≤ 4 weight rows taken one after another: a linear
-// read of the weights (see above), with one horizontal reduction for all NR.
-template <WKind kW, int NR>
-void TileF32OneRow(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int64_t k,
-                   float* y, int64_t /*y_ld*/) {
+// The same with NR ≤ 4 weight rows taken one after another: a linear read of the
+// weights (see above), with one horizontal reduction per x row for all NR. For few
+// x rows (decode), where the weights' stream, not the FMAs, sets the pace.
+template <WKind kW, int MR, int NR>
+void TileF32Sequential(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld,
+                       int64_t k, float* y, int64_t y_ld) {
   static_assert(NR <= 4);
-  __m512 chains[4][2];
+  __m512 chains[MR][4][2];
   for (int r = 0; r < NR; ++r) {
-    __m512 acc[1][1][2];
-    DotF32<kW, 1, 1>(xp, xp_ld, w + r * w_ld, w_ld, k, acc);
-    chains[r][0] = acc[0][0][0];
-    chains[r][1] = acc[0][0][1];
+    __m512 acc[MR][1][2];
+    DotF32<kW, MR, 1>(xp, xp_ld, w + r * w_ld, w_ld, k, acc);
+    for (int i = 0; i < MR; ++i) {
+      chains[i][r][0] = acc[i][0][0];
+      chains[i][r][1] = acc[i][0][1];
+    }
   }
-  StoreDots(chains, NR, y, 1);
+  for (int i = 0; i < MR; ++i) StoreDots(chains[i], NR, y + i * y_ld, 1);
 }
 
 using TileF32Fn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64_t, float*,
@@ -284,10 +291,13 @@ using TileF32Fn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64
 
 // Tiles of at most kF32Mr x rows × kF32Nr weight rows.
 template <WKind kW>
-TileF32Fn PickTileF32OneRow(int nr) {
-  static constexpr TileF32Fn kTable[kOneRowNr] = {TileF32OneRow<kW, 1>, TileF32OneRow<kW, 2>,
-                                                  TileF32OneRow<kW, 3>, TileF32OneRow<kW, 4>};
-  return kTable[nr - 1];
+TileF32Fn PickTileF32Sequential(int mr, int nr) {
+  static constexpr TileF32Fn kTable[kSequentialMaxRows][kSequentialNr] = {
+      {TileF32Sequential<kW, 1, 1>, TileF32Sequential<kW, 1, 2>, TileF32Sequential<kW, 1, 3>, TileF32Sequential<kW, 1, 4>},
+      {TileF32Sequential<kW, 2, 1>, TileF32Sequential<kW, 2, 2>, TileF32Sequential<kW, 2, 3>, TileF32Sequential<kW, 2, 4>},
+      {TileF32Sequential<kW, 3, 1>, TileF32Sequential<kW, 3, 2>, TileF32Sequential<kW, 3, 3>, TileF32Sequential<kW, 3, 4>},
+  };
+  return kTable[mr - 1][nr - 1];
 }
 
 template <WKind kW>
@@ -382,7 +392,7 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
           PrepareFp8Activations(a.x + (mc + i) * a.x_stride, a.k, scales, xp + i * kp);
         }
       }
-      if (a.fp8 && rows > kF32Mr) {
+      if (a.fp8 && rows > kSequentialMaxRows) {
         // Several tiles of x share each weight row: decode FP8 once per panel of
         // rows instead of once per tile.
         for (int64_t pb = nb; pb < nb_end; pb += kF32PanelRows) {
@@ -400,17 +410,20 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
           }
         }
       } else {
-        for (int64_t mt = 0; mt < rows; mt += kF32Mr) {
-          const int mr = static_cast<int>(Min(kF32Mr, rows - mt));
-          // One x row: its weight rows one after another, a linear stream.
-          const int64_t w_rows = rows == 1 ? kOneRowNr : kF32Nr;
+        // Few x rows: one tile of all of them, its weight rows one after another (a
+        // linear stream).
+        const bool sequential = rows <= kSequentialMaxRows;
+        const int64_t x_rows = sequential ? rows : kF32Mr;
+        for (int64_t mt = 0; mt < rows; mt += x_rows) {
+          const int mr = static_cast<int>(Min(x_rows, rows - mt));
+          const int64_t w_rows = sequential ? kSequentialNr : kF32Nr;
           for (int64_t nt = nb; nt < nb_end; nt += w_rows) {
             const int nr = static_cast<int>(Min(w_rows, nb_end - nt));
             const TileF32Fn tile =
-                rows == 1 ? (a.fp8 ? PickTileF32OneRow<WKind::kFp8>(nr)
-                                   : PickTileF32OneRow<WKind::kBf16>(nr))
-                          : (a.fp8 ? PickTileF32<WKind::kFp8>(mr, nr)
-                                   : PickTileF32<WKind::kBf16>(mr, nr));
+                sequential ? (a.fp8 ? PickTileF32Sequential<WKind::kFp8>(mr, nr)
+                                    : PickTileF32Sequential<WKind::kBf16>(mr, nr))
+                           : (a.fp8 ? PickTileF32<WKind::kFp8>(mr, nr)
+                                    : PickTileF32<WKind::kBf16>(mr, nr));
             tile(xp + mt * kp, kp, w + nt * w_ld, w_ld, a.k,
                  a.y + (mc + mt) * a.y_stride + nt, a.y_stride);
           }
