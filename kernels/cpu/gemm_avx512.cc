@@ -33,11 +33,7 @@ constexpr int64_t kF32RowsPerBlock = 64;
 constexpr int64_t kF32PanelRows = 32;
 constexpr int kF32Mr = 3;
 constexpr int kF32Nr = 4;
-// Up to this many x rows, one tile takes them all and its weight rows one after
-// another (TileF32Sequential), this many per tile (one reduction for all of them).
-// Six or eight rows this way were no faster in decode_bench (the x rows' loads
-// then outnumber the FMAs).
-constexpr int kSequentialMaxRows = 3;  // ≤ kF32Mr
+// Weight rows per TileF32Sequential tile (one reduction for all of them).
 constexpr int kSequentialNr = 4;
 // BF16 path: rows of x and columns of k per prepared block; weight rows per block.
 constexpr int64_t kBf16RowChunk = 256;
@@ -115,7 +111,7 @@ inline void StoreTile(__m512 (&acc)[MR][NR], float* y, int64_t y_ld, bool accumu
 // Each (x row, weight row) dot product keeps two accumulator chains, so that even a
 // 1 × 1 tile has independent FMAs in flight: block b of the row adds its two
 // products into chain b % 2. The order is the same for every tile shape, so the
-// shape can follow m: up to three x rows take one weight row at a time, and a thread
+// shape can follow m: one x row (FP8: two) takes one weight row at a time, and a thread
 // then reads its weight rows as one linear stream that the hardware prefetcher
 // follows (one core, BF16, k = 2048, from DRAM: 23 GB/s against 25 for a plain read
 // sweep; four rows side by side, four streams each starting a fresh 4 KiB page,
@@ -268,8 +264,8 @@ void TileF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int
 }
 
 // The same with NR ≤ 4 weight rows taken one after another: a linear read of the
-// weights (see above), with one horizontal reduction per x row for all NR. For few
-// x rows (decode), where the weights' stream, not the FMAs, sets the pace.
+// weights (see above), with one horizontal reduction per x row for all NR. For one
+// or two x rows (decode), where the weights' stream, not the FMAs, sets the pace.
 template <WKind kW, int MR, int NR>
 void TileF32Sequential(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld,
                        int64_t k, float* y, int64_t y_ld) {
@@ -292,10 +288,9 @@ using TileF32Fn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64
 // Tiles of at most kF32Mr x rows × kF32Nr weight rows.
 template <WKind kW>
 TileF32Fn PickTileF32Sequential(int mr, int nr) {
-  static constexpr TileF32Fn kTable[kSequentialMaxRows][kSequentialNr] = {
+  static constexpr TileF32Fn kTable[2][kSequentialNr] = {
       {TileF32Sequential<kW, 1, 1>, TileF32Sequential<kW, 1, 2>, TileF32Sequential<kW, 1, 3>, TileF32Sequential<kW, 1, 4>},
       {TileF32Sequential<kW, 2, 1>, TileF32Sequential<kW, 2, 2>, TileF32Sequential<kW, 2, 3>, TileF32Sequential<kW, 2, 4>},
-      {TileF32Sequential<kW, 3, 1>, TileF32Sequential<kW, 3, 2>, TileF32Sequential<kW, 3, 3>, TileF32Sequential<kW, 3, 4>},
   };
   return kTable[mr - 1][nr - 1];
 }
@@ -392,7 +387,7 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
           PrepareFp8Activations(a.x + (mc + i) * a.x_stride, a.k, scales, xp + i * kp);
         }
       }
-      if (a.fp8 && rows > kSequentialMaxRows) {
+      if (a.fp8 && rows > kF32Mr) {
         // Several tiles of x share each weight row: decode FP8 once per panel of
         // rows instead of once per tile.
         for (int64_t pb = nb; pb < nb_end; pb += kF32PanelRows) {
@@ -412,7 +407,11 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
       } else {
         // Few x rows: one tile of all of them, its weight rows one after another (a
         // linear stream).
-        const bool sequential = rows <= kSequentialMaxRows;
+        // One x row (FP8: up to two) takes the weight rows one after another, a linear
+        // stream. With more, x's rows crowd L1 and the FMAs set the pace: side by side
+        // is faster (gemm_bench, one core: BF16 m = 2 the same, m = 3 1.4× faster;
+        // FP8 m = 2 1.4× slower).
+        const bool sequential = rows == 1 || (a.fp8 && rows == 2);
         const int64_t x_rows = sequential ? rows : kF32Mr;
         for (int64_t mt = 0; mt < rows; mt += x_rows) {
           const int mr = static_cast<int>(Min(x_rows, rows - mt));
