@@ -263,15 +263,10 @@ int Run() {
               // Declared dead by a coordinator that kept running (this worker was
               // stopped or cut off; its requests resumed elsewhere): its data-plane
               // connections are stale at both ends, so it joins at a new address.
-              absl::StatusOr<std::string> address = peers.Rejoin(plane);
-              if (!address.ok()) {
-                std::fprintf(stderr, "attention_worker: data plane reset failed, exiting: %s\n",
-                             std::string(address.status().message()).c_str());
+              if (!peers.Rejoin(plane, again)) {
                 data_plane_lost = true;
                 loop.Stop();
-                return again;
               }
-              again.mutable_info()->set_data_plane_address(*address);
             }
             return again;
           }};

@@ -155,15 +155,10 @@ int Run() {
               // so are its connections, at both ends. Join afresh: empty, and at a new
               // data-plane address that every peer connects to anew.
               server.LoadSlots({}, /*release_others=*/true).IgnoreError();
-              absl::StatusOr<std::string> address = peers.Rejoin(**data_plane);
-              if (!address.ok()) {
-                std::fprintf(stderr, "expert_worker: data plane reset failed, exiting: %s\n",
-                             std::string(address.status().message()).c_str());
+              if (!peers.Rejoin(**data_plane, again)) {
                 data_plane_lost = true;
                 loop.Stop();
-                return again;
               }
-              again.mutable_info()->set_data_plane_address(*address);
               return again;
             }
             // The coordinator restarted: it takes these slots over.

@@ -39,13 +39,18 @@ void PlacementPeers::Forget(PeerId peer) {
   connected_.erase(peer);
 }
 
-absl::StatusOr<std::string> PlacementPeers::Rejoin(UcxDataPlane& plane) {
-  if (absl::Status s = plane.Reset(); !s.ok()) return s;
+bool PlacementPeers::Rejoin(UcxDataPlane& plane, cluster::RegisterRequest& registration) {
+  if (absl::Status s = plane.Reset(); !s.ok()) {
+    std::fprintf(stderr, "%s: data plane reset failed, exiting: %s\n", who_.c_str(),
+                 std::string(s.message()).c_str());
+    return false;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     connected_.clear();
   }
-  return plane.LocalAddress();
+  registration.mutable_info()->set_data_plane_address(plane.LocalAddress());
+  return true;
 }
 
 void PlacementPeers::Reconnect(UcxDataPlane& plane, PeerId self,

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "proto/cluster.pb.h"
 #include "transport/ucx/ucx_data_plane.h"
 
@@ -37,8 +37,10 @@ class PlacementPeers {
   // connections are stale at both ends, so the plane gets a new UCP worker
   // (UcxDataPlane::Reset) and every peer is forgotten; Reconnect or the next Update
   // connects them afresh, and the peers connect to the new address once the worker
-  // registers with it. Returns that address, or the reset's error.
-  absl::StatusOr<std::string> Rejoin(UcxDataPlane& plane);
+  // registers with it: `registration` gets that address. On a failed reset, logs it
+  // ("<who>: data plane reset failed, exiting: ...": the worker cannot serve) and
+  // returns false.
+  bool Rejoin(UcxDataPlane& plane, cluster::RegisterRequest& registration);
   // Connects the latest placement's peers that are not connected (a connection can
   // fail while the placement stays the same, e.g. when a peer was stopped for a
   // while). Call from a control thread (not the data plane's handlers), like Update.

@@ -101,10 +101,11 @@ TEST_F(PlacementPeersTest, APeerAtANewAddressIsConnectedAgain) {
   PlacementPeers peer_side("peer");
   peer_side.Update(*peer_, kPeer, BothAtTheirAddresses());
   const std::string old_address = peer_->LocalAddress();
-  absl::StatusOr<std::string> rejoined = peer_side.Rejoin(*peer_);
-  ASSERT_TRUE(rejoined.ok()) << rejoined.status();
-  EXPECT_NE(*rejoined, old_address);
-  EXPECT_EQ(*rejoined, peer_->LocalAddress());
+  cluster::RegisterRequest registration;
+  ASSERT_TRUE(peer_side.Rejoin(*peer_, registration));
+  const std::string& rejoined = registration.info().data_plane_address();
+  EXPECT_NE(rejoined, old_address);
+  EXPECT_EQ(rejoined, peer_->LocalAddress());
   peer_side.Update(*peer_, kPeer, BothAtTheirAddresses());  // connects to self_ afresh
   Update(BothAtTheirAddresses());
   EXPECT_EQ(connected_, (std::vector<PeerId>{kPeer, kPeer}));
