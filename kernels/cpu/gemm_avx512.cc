@@ -345,6 +345,10 @@ void PrepareFp8Activations(const float* x, int64_t k, const float* scales, float
   alignas(64) static constexpr int32_t kBase[16] = {0, 2, 4, 6, 16, 18, 20, 22,
                                                     0, 2, 4, 6, 16, 18, 20, 22};
   const __m512i base = _mm512_load_si512(kBase);
+  __m512i idx[4];
+  for (int out = 0; out < 4; ++out) {
+    idx[out] = _mm512_add_epi32(base, _mm512_set1_epi32((out & 1) + 8 * (out >> 1)));
+  }
   for (int64_t kk = 0; kk < RoundUp(k, 64); kk += 64) {
     const __m512 s = _mm512_set1_ps(scales[kk / kBlock]);
     __m512 v[4];
@@ -352,9 +356,8 @@ void PrepareFp8Activations(const float* x, int64_t k, const float* scales, float
       v[q] = _mm512_mul_ps(_mm512_maskz_loadu_ps(TailMask16(k - kk - 16 * q), x + kk + 16 * q), s);
     }
     for (int out = 0; out < 4; ++out) {
-      const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32((out & 1) + 8 * (out >> 1)));
-      const __m512 first = _mm512_permutex2var_ps(v[0], idx, v[1]);
-      const __m512 second = _mm512_permutex2var_ps(v[2], idx, v[3]);
+      const __m512 first = _mm512_permutex2var_ps(v[0], idx[out], v[1]);
+      const __m512 second = _mm512_permutex2var_ps(v[2], idx[out], v[3]);
       _mm512_store_ps(xp + kk + 16 * out, _mm512_mask_blend_ps(0xFF00, first, second));
     }
   }
