@@ -24,6 +24,7 @@
 #include "common/process_memory.h"
 #include "engine/dispatch_precision.h"
 #include "engine/local_engine.h"
+#include "kernels/cpu/thread_pool.h"
 #include "model/tokenizer/tokenizer.h"
 #include "transport/grpc/cluster_client.h"
 #include "transport/placement_peers.h"
@@ -41,6 +42,9 @@ ABSL_FLAG(int32_t, port, 0, "Port of this worker's gRPC service; 0 picks a free 
 ABSL_FLAG(bool, deterministic, false,
           "FP32 activations everywhere: a request's logits do not depend on its batch or "
           "the thread count (the default mode rounds prefill activations to BF16).");
+ABSL_FLAG(int32_t, threads, 0,
+          "Threads for the kernels; 0: $YARD_NUM_THREADS, else every hardware thread. "
+          "Workers sharing a machine should split its cores (`yard up` does).");
 ABSL_FLAG(std::string, dispatch_dtype, "bf16",
           "Activations sent to expert workers: bf16, fp8 (e4m3, one scale per 128 values) "
           "or fp32.");
@@ -74,6 +78,9 @@ namespace yard::attention_worker {
 namespace {
 
 int Run() {
+  if (!kernels::cpu::ConfigureDefaultThreadPool(absl::GetFlag(FLAGS_threads))) {
+    return Fail("--threads: the kernels' thread pool is already running");
+  }
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   if (model_dir.empty()) return Fail("--model is required");
   const std::string tokenizer_dir =

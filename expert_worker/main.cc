@@ -20,6 +20,7 @@
 #include "engine/model_weights.h"
 #include "expert_worker/expert_server.h"
 #include "expert_worker/expert_worker_service.h"
+#include "kernels/cpu/thread_pool.h"
 #include "model/checkpoint/checkpoint.h"
 #include "transport/grpc/cluster_client.h"
 #include "transport/placement_peers.h"
@@ -37,6 +38,9 @@ ABSL_FLAG(int32_t, port, 0, "Port of this worker's gRPC service; 0 picks a free 
 ABSL_FLAG(bool, deterministic, false,
           "FP32 activations in the expert matmuls, so outputs do not depend on how "
           "dispatches were batched (use the same setting on every worker).");
+ABSL_FLAG(int32_t, threads, 0,
+          "Threads for the kernels; 0: $YARD_NUM_THREADS, else every hardware thread. "
+          "Workers sharing a machine should split its cores (`yard up` does).");
 ABSL_FLAG(std::string, dispatch_dtype, "bf16",
           "The attention workers' dispatch dtype (bf16, fp8 or fp32); a dispatch in "
           "another one is rejected as a misconfiguration.");
@@ -52,6 +56,9 @@ namespace yard::expert_worker {
 namespace {
 
 int Run() {
+  if (!kernels::cpu::ConfigureDefaultThreadPool(absl::GetFlag(FLAGS_threads))) {
+    return Fail("--threads: the kernels' thread pool is already running");
+  }
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   if (model_dir.empty()) return Fail("--model is required");
   absl::StatusOr<model::ValidatedCheckpoint> opened =

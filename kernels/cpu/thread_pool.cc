@@ -172,15 +172,41 @@ void ThreadPool::ParallelFor(int64_t n,
   ParallelForChunks(n, [&fn](int, int64_t begin, int64_t end) { fn(begin, end); });
 }
 
+namespace {
+
+// The default pool, made once under its mutex; read lock-free after that.
+std::mutex default_pool_mu;
+std::atomic<ThreadPool*> default_pool{nullptr};
+int default_pool_threads = 0;  // ConfigureDefaultThreadPool's count; 0: not set
+
+int DefaultThreadCount() {
+  if (default_pool_threads > 0) return default_pool_threads;
+  if (const char* env = std::getenv("YARD_NUM_THREADS"); env != nullptr) {
+    return ResolveThreadCount(std::max(0, std::atoi(env)));
+  }
+  return ResolveThreadCount(0);
+}
+
+}  // namespace
+
 ThreadPool& DefaultThreadPool() {
-  static ThreadPool* const pool = [] {
-    ThreadPool::Options options;
-    if (const char* env = std::getenv("YARD_NUM_THREADS"); env != nullptr) {
-      options.num_threads = std::max(0, std::atoi(env));
-    }
-    return new ThreadPool(options);
-  }();
-  return *pool;
+  if (ThreadPool* pool = default_pool.load(std::memory_order_acquire)) return *pool;
+  std::lock_guard<std::mutex> lock(default_pool_mu);
+  if (default_pool.load(std::memory_order_relaxed) == nullptr) {
+    default_pool.store(new ThreadPool(ThreadPool::Options{.num_threads = DefaultThreadCount()}),
+                       std::memory_order_release);
+  }
+  return *default_pool.load(std::memory_order_relaxed);
+}
+
+bool ConfigureDefaultThreadPool(int num_threads) {
+  std::lock_guard<std::mutex> lock(default_pool_mu);
+  const int previous = default_pool_threads;
+  default_pool_threads = std::max(0, num_threads);
+  const ThreadPool* pool = default_pool.load(std::memory_order_relaxed);
+  if (pool == nullptr || pool->num_threads() == DefaultThreadCount()) return true;
+  default_pool_threads = previous;
+  return false;
 }
 
 }  // namespace yard::kernels::cpu

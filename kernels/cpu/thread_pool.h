@@ -107,9 +107,14 @@ class ThreadPool {
 };
 
 // The process-wide pool the kernels use when given none: created on first use with
-// the thread count from the environment variable YARD_NUM_THREADS if set, else all
-// hardware threads.
+// the count set by ConfigureDefaultThreadPool, else the environment variable
+// YARD_NUM_THREADS if set, else all hardware threads.
 ThreadPool& DefaultThreadPool();
+
+// Sets the default pool's thread count (0: YARD_NUM_THREADS or all hardware
+// threads) before its first use; a worker's --threads flag. False if the pool already
+// runs with another count (the call then changes nothing).
+bool ConfigureDefaultThreadPool(int num_threads);
 
 }  // namespace yard::kernels::cpu
 

@@ -178,6 +178,9 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
   // The rebalance whose steps are timed is opened on the Admin API from here, so the
   // window holds the rebalance alone and not a process start-up on these two busy
   // cores; `yardctl rebalance --apply` then runs a second one under the same stream.
+  // yardctl's start-up just above slows the steps beside it: two heartbeats pass first,
+  // so that no heartbeat sampled in the window reports them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
   auto admin = admin::Admin::NewStub(channel);
   grpc::ClientContext admin_context;
   admin_context.AddMetadata("authorization", "Bearer " + options.cluster_token);
@@ -274,18 +277,24 @@ TEST(RebalanceE2eTest, LiveRebalanceUnderSkewedLoadLosesNothingAndChangesNoOutpu
     }
   }
   const double engine_median = at(p50_before, 0.5);
+  // The machine's own noise, for comparison: how often a heartbeat's window without a
+  // rebalance already holds a step beyond 1.5x the median.
+  const auto over = std::count_if(max_before.begin(), max_before.end(),
+                                  [&](double ms) { return ms > 1.5 * engine_median; });
   std::printf(
       "engine decode steps: median %.2f ms; longest per 50 ms before the rebalance: median "
-      "%.2f ms, worst %.2f ms; longest during the rebalance %.2f ms (%.2fx the median)\n",
-      engine_median, at(max_before, 0.5), at(max_before, 1.0), engine_longest,
-      engine_median > 0 ? engine_longest / engine_median : 0.0);
+      "%.2f ms, worst %.2f ms, over 1.5x the median in %ld of %zu; longest during the "
+      "rebalance %.2f ms (%.2fx the median)\n",
+      engine_median, at(max_before, 0.5), at(max_before, 1.0), static_cast<long>(over),
+      max_before.size(), engine_longest, engine_median > 0 ? engine_longest / engine_median : 0.0);
 
   EXPECT_LT(measured_after, measured_before);
-  // The step figures are printed, not asserted: issue #5 asks for the longest decode step
-  // during a rebalance to stay within 1.5x the median, and on these two cores it does
-  // not reliably (engine decode-only steps: 1.6-2.6x in most runs, once 6x; the steps
-  // vary ~3x with no rebalance at all, five processes and four clients sharing the
-  // cores). Recorded as not met in the closing note of 2026-12-02.
+  // The step figures are printed, not asserted (timings on a shared 2-core machine):
+  // issue #5 asks for the longest decode step during a rebalance to stay within 1.5x
+  // the median. With the workers splitting the cores (one kernel thread each here), 20
+  // runs one after another gave 0.84-1.44x (engine) and 0.90-1.40x, once 1.68x
+  // (clients); with two threads each the pools preempt one another mid-step and it was
+  // 1.2-1.7x (README.md, 2026-12-03).
 }
 
 // `yardctl drain` of an expert worker and of an attention worker under a steady stream,

@@ -109,9 +109,14 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   absl::Status s = cluster->StartCoordinator("coordinator", deadline);
   if (!s.ok()) return fail(std::string(s.message()));
 
-  // As ./yard up does: every worker flag goes to both kinds, each ignoring the flags
-  // only the other kind defines.
-  std::vector<std::string> worker_flags = options.worker_flags;
+  // As ./yard up does: the workers split the machine's cores (a --threads among the
+  // options' flags comes later and wins), and every worker flag goes to both kinds,
+  // each ignoring the flags only the other kind defines.
+  const int workers = std::max(1, options.attention_workers + options.expert_workers);
+  std::vector<std::string> worker_flags = {absl::StrCat(
+      "--threads=", std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / workers))};
+  worker_flags.insert(worker_flags.end(), options.worker_flags.begin(),
+                      options.worker_flags.end());
   if (!options.cluster_token.empty()) worker_flags.push_back(auth_flags[0]);
   worker_flags.insert(worker_flags.end(), tls_flags.begin(), tls_flags.end());
   std::string undefok;

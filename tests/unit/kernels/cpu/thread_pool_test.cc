@@ -51,6 +51,17 @@ TEST(ThreadPoolTest, DefaultUsesAllHardwareThreads) {
   EXPECT_EQ(pool.num_threads(), hardware == 0 ? 1 : static_cast<int>(hardware));
 }
 
+// The only test here that touches the process-wide pool: it must be configured first.
+TEST(ThreadPoolTest, DefaultPoolTakesTheConfiguredCountBeforeFirstUse) {
+  EXPECT_TRUE(ConfigureDefaultThreadPool(5));
+  EXPECT_TRUE(ConfigureDefaultThreadPool(3));  // not made yet: the last count wins
+  EXPECT_EQ(DefaultThreadPool().num_threads(), 3);
+  EXPECT_EQ(&DefaultThreadPool(), &DefaultThreadPool());
+  EXPECT_TRUE(ConfigureDefaultThreadPool(3));   // what it already has
+  EXPECT_FALSE(ConfigureDefaultThreadPool(5));  // too late: unchanged
+  EXPECT_EQ(DefaultThreadPool().num_threads(), 3);
+}
+
 TEST(ThreadPoolTest, ChunksRunOnPoolThreadsOnly) {
   ThreadPool pool(ThreadPool::Options{.num_threads = 3});
   std::vector<std::thread::id> ids(3);
