@@ -1,6 +1,6 @@
 // Gemm throughput on DeepSeek-V2-Lite shapes against this machine's own bounds:
 //   M = 1        GB/s of weight bytes vs the measured read bandwidth (decode);
-//   M = 8..64    time relative to M = 1 and tokens/s equivalent (batched decode);
+//   M = 4..64    time relative to M = 1, with FP32 and with BF16 activations (batched decode);
 //   M = 512      GFLOP/s vs the measured BF16 / FP32 peak (prefill).
 // Weights are spread over enough copies (--pool_mib, 1 GiB by default) that every
 // call reads them from DRAM, as a real decode step does; the read bandwidth is
@@ -9,7 +9,7 @@
 // passes for both.
 //
 //   bazel run -c opt //bench:gemm_bench -- [--isa=avx2|avx512] [--threads=N]
-//       [--reps=N] [--pool_mib=N] [--quick]
+//       [--reps=N] [--pool_mib=N] [--quick] [--m=4,8,16,32,64] [--shape=NAME-PART]
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -45,6 +45,9 @@ struct Flags {
   // the kernel's own cost even while other processes share the cores (for tuning;
   // report wall-clock numbers).
   bool cpu_time = false;
+  // Batched M beside M = 1, and a filter on the shapes' names (for tuning one case).
+  std::vector<int64_t> batches = {4, 8, 16, 32, 64};
+  std::string shape;
 };
 
 bool g_cpu_time = false;
@@ -69,6 +72,20 @@ Flags ParseFlags(int argc, char** argv) {
       flags.cpu_time = true;
     } else if (arg == "--quick") {
       flags.quick = true;
+    } else if (const char* v = value("--m=")) {
+      flags.batches.clear();
+      for (const char* p = v; *p != '\0';) {
+        char* end;
+        const long m = std::strtol(p, &end, 10);
+        if (end == p || m < 2) {
+          std::fprintf(stderr, "--m: a comma-separated list of integers >= 2\n");
+          std::exit(2);
+        }
+        flags.batches.push_back(m);
+        p = *end == ',' ? end + 1 : end;
+      }
+    } else if (const char* v = value("--shape=")) {
+      flags.shape = v;
     } else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       std::exit(2);
@@ -209,14 +226,17 @@ int Main(int argc, char** argv) {
                                        {1408, 2048, "expert gate/up"},
                                        {2048, 1408, "expert down"},
                                        {102400, 2048, "lm_head"}};
-  const std::vector<int64_t> batches = {1, 8, 32, 64};
+  std::vector<int64_t> batches = {1};
+  batches.insert(batches.end(), flags.batches.begin(), flags.batches.end());
   // "of bw": best M=1 pass / best sweep pass of the whole run. "paired": the median,
   // over passes, of an M=1 pass / the sweep pass run just before it (robust to load
-  // that comes and goes).
-  std::printf("%-6s %-15s %6s %6s | %8s %7s %6s %6s | M=8,32,64: time/M=1  tokens/s\n",
+  // that comes and goes). Batched M: time / M=1 with FP32 activations, then with BF16
+  // ones (what ActivationPrecision::kAuto picks from GemmOptions::bf16_min_rows on).
+  std::printf("%-6s %-15s %6s %6s | %8s %7s %6s %6s | batched M: time/M=1 fp32-act, bf16-act\n",
               "dtype", "shape", "n", "k", "M=1 us", "GB/s", "of bw", "paired");
   for (WeightType type : {WeightType::kBf16, WeightType::kFp8E4m3}) {
     for (const Shape& shape : shapes) {
+      if (std::string(shape.what).find(flags.shape) == std::string::npos) continue;
       WeightSet set(type, shape.n, shape.k, pool_bytes);
       const GemmOptions options{.precision = ActivationPrecision::kAuto, .pool = &pool};
       std::vector<double> times;
@@ -234,23 +254,22 @@ int Main(int argc, char** argv) {
         std::sort(paired.begin(), paired.end());
         times.push_back(best);
       }
-      for (size_t b = 1; b < batches.size(); ++b) {
-        times.push_back(TimeGemm(set, batches[b], options, flags.reps));
-      }
       const double gbps = set.bytes_per_copy() / times[0] / 1e9;
       std::printf("%-6s %-15s %6ld %6ld | %8.1f %7.2f %5.1f%% %5.1f%% |",
                   type == WeightType::kBf16 ? "bf16" : "fp8", shape.what, shape.n, shape.k,
                   times[0] * 1e6, gbps, 100.0 * gbps * 1e9 / bandwidth,
                   100.0 * paired[paired.size() / 2]);
       for (size_t b = 1; b < batches.size(); ++b) {
-        std::printf("  M=%ld %.2fx %.0f/s", batches[b], times[b] / times[0],
-                    batches[b] / times[b]);
+        double t[2];
+        int i = 0;
+        for (ActivationPrecision precision :
+             {ActivationPrecision::kFp32, ActivationPrecision::kBf16}) {
+          t[i++] = TimeGemm(set, batches[b], GemmOptions{.precision = precision, .pool = &pool},
+                            flags.reps);
+        }
+        std::printf("  M=%ld %.2fx %.2fx", batches[b], t[0] / times[0], t[1] / times[0]);
       }
-      // Batched decode could also round activations to BF16 (not the default).
-      const double t32_bf16 = TimeGemm(
-          set, 32, GemmOptions{.precision = ActivationPrecision::kBf16, .pool = &pool},
-          flags.reps);
-      std::printf("  | M=32 bf16-act %.2fx\n", t32_bf16 / times[0]);
+      std::printf("\n");
     }
   }
 
@@ -258,6 +277,7 @@ int Main(int argc, char** argv) {
   for (WeightType type : {WeightType::kBf16, WeightType::kFp8E4m3}) {
     for (const Shape& shape : shapes) {
       if (shape.n > 20000) continue;  // lm_head runs on the last position only
+      if (std::string(shape.what).find(flags.shape) == std::string::npos) continue;
       WeightSet set(type, shape.n, shape.k, size_t{64} << 20);
       for (ActivationPrecision precision :
            {ActivationPrecision::kBf16, ActivationPrecision::kFp32}) {
