@@ -64,14 +64,21 @@ cpu::GemmOptions GemmOptionsFor(const FastModelOptions& options) {
   gemm.pool = options.pool;
   gemm.precision = options.deterministic ? cpu::ActivationPrecision::kFp32
                                          : cpu::ActivationPrecision::kAuto;
-  // From a handful of rows up, the FP32 path re-widens every weight tile per 4 rows
-  // and becomes compute-bound; BF16 dot products take over (decode_bench: batch 8+).
-  // Below that, decode keeps FP32 activations even though vdpbf16ps would stream
-  // BF16 weights faster (batch 1: 30 → 34 tokens/s): rounding the decode activations
-  // to BF16 moved router logits by more than 1e-3 and flipped expert choices on the
-  // tiny models (fast_model_test: max |Δlogit| 25× its bound).
-  gemm.bf16_min_rows = 8;
+  // Decode batches keep FP32 activations: rounding them to BF16 moves router logits by
+  // up to ~1e-2 and flips expert choices well above the FP32 path's near-ties (batched
+  // teacher forcing in fast_model_test: max |Δlogit| 20-50x its bound at batch 8 and
+  // 32; 25x at batch 1). Prefill chunks (128 rows and up) take BF16 dot products.
+  gemm.bf16_min_rows = 128;
   return gemm;
+}
+
+cpu::GemmOptions LmHeadGemmOptions(const cpu::GemmOptions& gemm) {
+  cpu::GemmOptions lm_head = gemm;
+  // The lm_head feeds the logits alone, no later routing: BF16 activations there move
+  // each logit by ~2^-9 of its scale, far inside the oracle's bound, and from a few
+  // rows up they halve its compute (the largest matmul of a batched decode step).
+  lm_head.bf16_min_rows = 8;
+  return lm_head;
 }
 
 absl::StatusOr<std::unique_ptr<FastModel>> FastModel::Create(
@@ -190,7 +197,7 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   cpu::RmsNorm(last, rows, hidden, hidden, cpu::NormWeight::Fp32(views_.final_norm.data()),
                static_cast<float>(config_.rms_norm_eps), last, hidden, options_.pool);
   result.logits.resize(rows * config_.vocab_size);
-  cpu::Gemm(last, rows, views_.lm_head, result.logits.data(), gemm_);
+  cpu::Gemm(last, rows, views_.lm_head, result.logits.data(), LmHeadGemmOptions(gemm_));
   return result;
 }
 

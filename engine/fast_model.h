@@ -57,6 +57,10 @@ struct FastModelOptions {
 // numerics and speed match the in-process experts'.
 kernels::cpu::GemmOptions GemmOptionsFor(const FastModelOptions& options);
 
+// The lm_head's options, given GemmOptionsFor's: it may round activations to BF16 from
+// fewer rows on (it feeds only the logits).
+kernels::cpu::GemmOptions LmHeadGemmOptions(const kernels::cpu::GemmOptions& gemm);
+
 // Not thread-safe: one Forward at a time, from the engine's thread (the kernels fan
 // out to the pool). Borrows the checkpoint and the cache, which must outlive it.
 class FastModel : public BatchForwardInterface {

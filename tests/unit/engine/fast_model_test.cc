@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine/fast_model.h"
 #include "engine/kv_cache.h"
 #include "gtest/gtest.h"
@@ -128,6 +129,64 @@ double Margin(const float* x, int64_t n) {
 
 class FastVsReferenceTest : public ::testing::TestWithParam<Variant> {};
 
+// A position where the reference's routing was decided by less than the router's
+// numerical noise may route elsewhere in any other implementation (a different
+// expert set): such positions are reported, bounded in number, and not held to the
+// top-1 and logit bounds. The noise: the fast path keeps c_kv in BF16 (relative
+// 2^-9), which moves router logits by a few 1e-4 on these models. Its tail: over the
+// ~4,000 positions of the batched test below it flipped two choices decided by 1.2e-3
+// and 1.5e-3 (none above; with BF16 decode activations, flips reached 1e-2).
+constexpr double kRoutingNoise = 1e-3;
+constexpr double kRoutingNoiseTail = 2e-3;
+
+// Fast logits against the reference's, position by position.
+struct OracleTally {
+  double routing_noise = kRoutingNoise;  // margins below it are near-ties
+  bool cap_near_ties = true;             // at most 5% of the positions
+  int positions = 0, top1_same = 0, top1_same_decisive = 0, near_tie_routing = 0;
+  double worst_ratio = 0;  // max |Δlogit| / (5% of the logits' std), decisive positions
+
+  // Returns whether the position was a routing near-tie that changed the logits beyond
+  // the bound (it routed elsewhere).
+  bool Add(const char* name, int position, const float* got, const float* want,
+           int64_t vocab, double routing_margin) {
+    const double bound = 0.05 * StdDev(want, vocab);
+    double max_diff = 0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      max_diff = std::max(max_diff, double(std::fabs(got[i] - want[i])));
+    }
+    const bool same = Argmax(got, vocab) == Argmax(want, vocab);
+    ++positions;
+    top1_same += same;
+    if (routing_margin < routing_noise) {
+      ++near_tie_routing;
+      if (max_diff > bound) {
+        std::printf("[%s] position %d: routing near-tie (margin %.2g): max|dlogit| = %.3f of "
+                    "the bound\n",
+                    name, position, routing_margin, max_diff / bound);
+      }
+    } else {
+      worst_ratio = std::max(worst_ratio, max_diff / bound);
+      top1_same_decisive += same;
+    }
+    return routing_margin < routing_noise && max_diff > bound;
+  }
+
+  // Prints the tally and checks the bounds.
+  void Check(const std::string& what) const {
+    const int decisive = positions - near_tie_routing;
+    std::printf("%s: top-1 identical %d/%d (all), %d/%d (positions without a routing "
+                "near-tie); worst max|dlogit| = %.3f of the bound (5%% of the logits' std) "
+                "there\n",
+                what.c_str(), top1_same, positions, top1_same_decisive, decisive, worst_ratio);
+    if (cap_near_ties) {
+      EXPECT_LE(near_tie_routing, positions / 20) << what;
+    }
+    EXPECT_GE(top1_same_decisive, decisive * 99 / 100) << what;
+    EXPECT_LE(worst_ratio, 1.0) << what;
+  }
+};
+
 TEST_P(FastVsReferenceTest, TeacherForcedAndGreedyMatchTheOracle) {
   std::unique_ptr<Loaded> m = Load(GetParam(), /*deterministic=*/false);
   const int64_t vocab = m->config.vocab_size;
@@ -138,48 +197,17 @@ TEST_P(FastVsReferenceTest, TeacherForcedAndGreedyMatchTheOracle) {
   std::vector<int32_t> tokens = RandomTokens(kTokens, 7, vocab);
   auto expected = m->reference->ForwardFull(tokens, model::LogitsMode::kAll);
   ASSERT_TRUE(expected.ok()) << expected.status();
-  // A position where the reference's routing was decided by less than the router's
-  // numerical noise may route elsewhere in any other implementation (a different
-  // expert set): such positions are reported, bounded in number, and not held to the
-  // top-1 and logit bounds. The noise:
-  // the fast path keeps c_kv in BF16 (relative 2^-9), which moves router logits by
-  // a few 1e-4 on these models.
-  constexpr double kRoutingNoise = 1e-3;
-  int top1_same = 0, top1_same_decisive = 0, near_tie_routing = 0;
-  double worst_ratio = 0;
+  OracleTally tally;
   for (int p = 0; p < kTokens; ++p) {
     ForwardBatch batch;
     batch.sequences.push_back(Seq(*m->cache, 1, {tokens[p]}, p, true));
     auto got = m->fast->Forward(batch);
     ASSERT_TRUE(got.ok()) << got.status();
-    const float* want = expected->logits.data() + p * vocab;
-    const double bound = 0.05 * StdDev(want, vocab);
-    double max_diff = 0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      max_diff = std::max(max_diff, double(std::fabs(got->logits[i] - want[i])));
-    }
-    if (expected->routing_margin[p] < kRoutingNoise) {
-      ++near_tie_routing;
-      if (max_diff > bound) std::printf("[%s] position %d: routing near-tie (margin %.2g): max|dlogit| = %.3f of "
-                  "the bound\n",
-                  GetParam().name, p, expected->routing_margin[p], max_diff / bound);
-    } else {
-      worst_ratio = std::max(worst_ratio, max_diff / bound);
-    }
-    const bool same = Argmax(got->logits.data(), vocab) == Argmax(want, vocab);
-    top1_same += same;
-    if (expected->routing_margin[p] >= kRoutingNoise) top1_same_decisive += same;
+    tally.Add(GetParam().name, p, got->logits.data(), expected->logits.data() + p * vocab,
+              vocab, expected->routing_margin[p]);
   }
   m->cache->Free(1);
-  const int decisive = kTokens - near_tie_routing;
-  std::printf("[%s] teacher-forced %d tokens: top-1 identical %d/%d (all), %d/%d (positions "
-              "without a routing near-tie); worst max|dlogit| = %.3f of the bound (5%% of "
-              "the logits' std) there\n",
-              GetParam().name, kTokens, top1_same, kTokens, top1_same_decisive, decisive,
-              worst_ratio);
-  EXPECT_LE(near_tie_routing, kTokens / 20);
-  EXPECT_GE(top1_same_decisive, decisive * 99 / 100);
-  EXPECT_LE(worst_ratio, 1.0);
+  tally.Check(absl::StrCat("[", GetParam().name, "] teacher-forced ", kTokens, " tokens"));
 
   // Greedy continuations: 8 prompts, prefilled in one chunk, 32 steps each.
   for (int prompt = 0; prompt < 8; ++prompt) {
@@ -217,6 +245,54 @@ TEST_P(FastVsReferenceTest, TeacherForcedAndGreedyMatchTheOracle) {
                                    std::to_string(diverged_at))
                                       .c_str());
   }
+}
+
+// The same bounds when sequences decode together: batched matmuls take other paths
+// (the default mode's lm_head rounds activations to BF16 from 8 rows on). A sequence
+// is scored up to its first routing near-tie that routed elsewhere: a different expert
+// set there changes that position's latent KV entries, which every later position of
+// the sequence attends to (measured: 1.1-1.7x the bound for the rest of the sequence),
+// as the greedy check stops at its first near-tie of the logits. Over this many
+// positions the router noise's tail counts as near-ties too.
+TEST_P(FastVsReferenceTest, TeacherForcedInBatchesMatchesTheOracle) {
+  std::unique_ptr<Loaded> m = Load(GetParam(), /*deterministic=*/false);
+  const int64_t vocab = m->config.vocab_size;
+  constexpr int kTokens = 64;
+  int scored = 0, positions = 0;
+  for (int batch_size : {2, 4, 8, 32}) {
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<model::ForwardOutput> expected;
+    for (int s = 0; s < batch_size; ++s) {
+      tokens.push_back(RandomTokens(kTokens, 1000 * batch_size + s, vocab));
+      auto want = m->reference->ForwardFull(tokens.back(), model::LogitsMode::kAll);
+      ASSERT_TRUE(want.ok()) << want.status();
+      expected.push_back(*std::move(want));
+    }
+    OracleTally tally{.routing_noise = kRoutingNoiseTail, .cap_near_ties = false};
+    std::vector<bool> cut(batch_size, false);  // past a near-tie that routed elsewhere
+    for (int p = 0; p < kTokens; ++p) {
+      ForwardBatch batch;
+      for (int s = 0; s < batch_size; ++s) {
+        batch.sequences.push_back(Seq(*m->cache, 1 + s, {tokens[s][p]}, p, true));
+      }
+      auto got = m->fast->Forward(batch);
+      ASSERT_TRUE(got.ok()) << got.status();
+      for (int s = 0; s < batch_size; ++s) {
+        if (cut[s]) continue;
+        cut[s] = tally.Add(GetParam().name, p, got->logits.data() + s * vocab,
+                           expected[s].logits.data() + p * vocab, vocab,
+                           expected[s].routing_margin[p]);
+      }
+    }
+    for (int s = 0; s < batch_size; ++s) m->cache->Free(1 + s);
+    scored += tally.positions;
+    positions += batch_size * kTokens;
+    tally.Check(absl::StrCat("[", GetParam().name, "] teacher-forced, batch ", batch_size, " x ",
+                             kTokens, " tokens, ", tally.positions,
+                             " scored (each sequence up to a near-tie that routed elsewhere)"));
+  }
+  // Near-ties are common on random weights, yet most positions come before them.
+  EXPECT_GE(scored, positions / 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(
