@@ -1,5 +1,6 @@
 #include "engine/grouped_experts.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/check.h"
@@ -44,10 +45,21 @@ void GroupedSwiGlu::Run(absl::Span<const SwiGluViews* const> experts,
     down.push_back({&gate_[row * inner], m, inner, ffn.down, &down_[row * hidden], hidden});
     row += m;
   }
-  kernels::cpu::GemmBatch(gate_up, gemm_);
+  // The call's precision follows its distinct tokens, as a dense matmul's follows its
+  // rows: a prefill-sized call takes BF16 activations for every expert, however few
+  // rows each one gets; a decode-sized one keeps FP32 (see GemmOptionsFor).
+  kernels::cpu::GemmOptions gemm = gemm_;
+  if (gemm.precision == kernels::cpu::ActivationPrecision::kAuto) {
+    distinct_.assign(rows.begin(), rows.end());
+    std::sort(distinct_.begin(), distinct_.end());
+    const int64_t tokens = std::unique(distinct_.begin(), distinct_.end()) - distinct_.begin();
+    gemm.precision = tokens >= gemm.bf16_min_rows ? kernels::cpu::ActivationPrecision::kBf16
+                                                   : kernels::cpu::ActivationPrecision::kFp32;
+  }
+  kernels::cpu::GemmBatch(gate_up, gemm);
   kernels::cpu::SiluMul(gate_.data(), inner, up_.data(), inner, total, inner, gate_.data(), inner,
-                        gemm_.pool);
-  kernels::cpu::GemmBatch(down, gemm_);
+                        gemm.pool);
+  kernels::cpu::GemmBatch(down, gemm);
   row = 0;
   for (const std::vector<int64_t>& mine : rows_of_expert_) {
     for (int64_t i : mine) {

@@ -18,7 +18,8 @@ namespace yard::engine {
 class GroupedSwiGlu {
  public:
   // gemm: how the matmuls take activations; with kFp32 a row's result does not depend
-  // on the other rows of the call (batch-invariant).
+  // on the other rows of the call (batch-invariant). With kAuto the whole call takes
+  // BF16 activations when it holds at least gemm.bf16_min_rows distinct tokens.
   explicit GroupedSwiGlu(kernels::cpu::GemmOptions gemm) : gemm_(gemm) {}
 
   // out[i] = down(silu(gate·x_i) ⊙ up·x_i) with the weights of experts[expert_of_row[i]].
@@ -31,6 +32,7 @@ class GroupedSwiGlu {
  private:
   const kernels::cpu::GemmOptions gemm_;
   std::vector<float> gathered_, gate_, up_, down_;
+  std::vector<const float*> distinct_;  // the call's distinct rows (tokens)
   std::vector<std::vector<int64_t>> rows_of_expert_;
 };
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/numerics.h"
 
 namespace yard::engine {
@@ -99,6 +100,43 @@ TEST(GroupedSwiGluTest, EveryRowMatchesItsExpertAndIsBatchInvariant) {
                 kHidden, alone.data());
     EXPECT_EQ(std::memcmp(alone.data(), &out[i * kHidden], kHidden * sizeof(float)), 0)
         << "row " << i;
+  }
+}
+
+// kAuto: the whole call takes BF16 activations once it holds bf16_min_rows distinct
+// tokens (a prefill), FP32 below that (a decode), whatever rows each expert gets.
+TEST(GroupedSwiGluTest, AutoPrecisionFollowsTheCallsDistinctTokens) {
+  std::mt19937 rng(5);
+  const std::vector<Weights> weights = MakeExperts(rng);
+  std::vector<const SwiGluViews*> experts;
+  for (const Weights& w : weights) experts.push_back(&w.views);
+  std::vector<float> x(12 * kHidden);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (float& v : x) v = d(rng);
+
+  auto run = [&](kernels::cpu::ActivationPrecision precision, int distinct, int64_t n) {
+    kernels::cpu::GemmOptions gemm;
+    gemm.precision = precision;
+    gemm.bf16_min_rows = 6;
+    std::vector<const float*> rows;
+    std::vector<int32_t> expert_of_row;
+    for (int64_t i = 0; i < n; ++i) {
+      rows.push_back(&x[(i % distinct) * kHidden]);
+      expert_of_row.push_back(static_cast<int32_t>(i % kExperts));  // ≤ 3 rows per expert
+    }
+    GroupedSwiGlu grouped(gemm);
+    std::vector<float> out(n * kHidden);
+    grouped.Run(experts, rows, expert_of_row, kHidden, out.data());
+    return out;
+  };
+  using kernels::cpu::ActivationPrecision;
+  // 12 rows over 3 distinct tokens: a decode-sized call, FP32.
+  EXPECT_EQ(run(ActivationPrecision::kAuto, 3, 12), run(ActivationPrecision::kFp32, 3, 12));
+  // 12 rows over 12 tokens: prefill-sized, BF16 (which differs from FP32 here).
+  const std::vector<float> bf16 = run(ActivationPrecision::kBf16, 12, 12);
+  EXPECT_EQ(run(ActivationPrecision::kAuto, 12, 12), bf16);
+  if (kernels::cpu::ActiveIsa() == kernels::cpu::Isa::kAvx512) {
+    EXPECT_NE(bf16, run(ActivationPrecision::kFp32, 12, 12));
   }
 }
 
