@@ -34,15 +34,16 @@ enum class ActivationPrecision {
   // an error like that of storing the activations in BF16 (relative 2^-9 per
   // element). Needs AVX-512 BF16; on other ISAs it means kFp32.
   kBf16,
-  // kBf16 when m >= GemmOptions::bf16_min_rows (prefill), else kFp32 (decode, which
-  // is memory-bound anyway). Not batch-invariant: a row's result depends on m.
+  // kBf16 when m >= GemmOptions::bf16_min_rows (prefill), else kFp32 (decode: its
+  // activations feed expert routing, which BF16 rounding perturbs; see
+  // engine/fast_model.cc). Not batch-invariant: a row's result depends on m.
   kAuto,
 };
 
 struct GemmOptions {
   ActivationPrecision precision = ActivationPrecision::kAuto;
-  // The smallest m for which kAuto picks BF16 activations. Below it the FP32 path is
-  // as fast: the weights' memory traffic, not the FMAs, bounds the time.
+  // The smallest m for which kAuto picks BF16 activations. BF16 is faster from m = 4
+  // on (gemm_bench); the engine keeps FP32 below 128 rows for accuracy.
   int64_t bf16_min_rows = 128;
   // Threads to run on; nullptr means DefaultThreadPool(). Must outlive the call.
   ThreadPool* pool = nullptr;
