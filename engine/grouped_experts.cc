@@ -53,8 +53,7 @@ void GroupedSwiGlu::Run(absl::Span<const SwiGluViews* const> experts,
     distinct_.assign(rows.begin(), rows.end());
     std::sort(distinct_.begin(), distinct_.end());
     const int64_t tokens = std::unique(distinct_.begin(), distinct_.end()) - distinct_.begin();
-    gemm.precision = tokens >= gemm.bf16_min_rows ? kernels::cpu::ActivationPrecision::kBf16
-                                                   : kernels::cpu::ActivationPrecision::kFp32;
+    gemm.precision = kernels::cpu::ResolvePrecision(gemm, tokens);
   }
   kernels::cpu::GemmBatch(gate_up, gemm);
   kernels::cpu::SiluMul(gate_.data(), inner, up_.data(), inner, total, inner, gate_.data(), inner,

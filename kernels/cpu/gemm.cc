@@ -41,9 +41,7 @@ internal::GemmArgs MakeArgs(Isa isa, const float* x, int64_t m, int64_t x_stride
                             const WeightView& w, float* y, int64_t y_stride,
                             const GemmOptions& options) {
   const bool bf16_activations =
-      isa == Isa::kAvx512 &&
-      (options.precision == ActivationPrecision::kBf16 ||
-       (options.precision == ActivationPrecision::kAuto && m >= options.bf16_min_rows));
+      isa == Isa::kAvx512 && ResolvePrecision(options, m) == ActivationPrecision::kBf16;
   return internal::GemmArgs{
       .x = x,
       .x_stride = x_stride,
@@ -64,6 +62,11 @@ internal::GemmKernel KernelFor(Isa isa) {
 }
 
 }  // namespace
+
+ActivationPrecision ResolvePrecision(const GemmOptions& options, int64_t rows) {
+  if (options.precision != ActivationPrecision::kAuto) return options.precision;
+  return rows >= options.bf16_min_rows ? ActivationPrecision::kBf16 : ActivationPrecision::kFp32;
+}
 
 void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, float* y,
           int64_t y_stride, const GemmOptions& options) {

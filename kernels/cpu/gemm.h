@@ -49,6 +49,10 @@ struct GemmOptions {
   ThreadPool* pool = nullptr;
 };
 
+// kFp32 or kBf16: the path options.precision takes for a call of `rows` rows of x
+// (kAuto resolved by bf16_min_rows). kBf16 still runs as kFp32 below AVX-512.
+ActivationPrecision ResolvePrecision(const GemmOptions& options, int64_t rows);
+
 // y[i, j] = sum_k x[i, k] · w[j, k] for i < m, j < w.n.
 // x: [m, w.k] fp32, row-major, row stride x_stride >= w.k elements.
 // y: [m, w.n] fp32, row-major, row stride y_stride >= w.n elements; overwritten; must

@@ -46,14 +46,14 @@ constexpr int kDpNr = 4;
 // once would fall into the same L1 set (8 ways, fewer than a tile's rows).
 constexpr int64_t kPadBytes = 64;
 
+inline int64_t RoundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+
 // Row stride, in elements of `bytes` bytes, of a prepared row of k columns rounded up
 // to `align` columns.
 inline int64_t PaddedStride(int64_t k, int64_t align, int64_t bytes) {
-  return (k + align - 1) / align * align + kPadBytes / bytes;
+  return RoundUp(k, align) + kPadBytes / bytes;
 }
-
-inline int64_t RoundUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
-inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 inline __mmask32 TailMask32(int64_t count) {
   if (count <= 0) return 0;
@@ -304,7 +304,7 @@ void TileF32Sequential(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t
 using TileF32Fn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64_t, float*,
                            int64_t);
 
-// Tiles of at most kF32Mr x rows × kF32Nr weight rows.
+// Sequential tiles of one or two x rows × at most kSequentialNr weight rows.
 template <WKind kW>
 TileF32Fn PickTileF32Sequential(int mr, int nr) {
   static constexpr TileF32Fn kTable[2][kSequentialNr] = {
@@ -314,6 +314,7 @@ TileF32Fn PickTileF32Sequential(int mr, int nr) {
   return kTable[mr - 1][nr - 1];
 }
 
+// Side-by-side tiles of at most kF32Mr x rows × kF32Nr weight rows.
 template <WKind kW>
 TileF32Fn PickTileF32(int mr, int nr) {
   static constexpr TileF32Fn kTable[kF32Mr][kF32Nr] = {
@@ -322,6 +323,15 @@ TileF32Fn PickTileF32(int mr, int nr) {
       {TileF32<kW, 3, 1>, TileF32<kW, 3, 2>, TileF32<kW, 3, 3>, TileF32<kW, 3, 4>},
   };
   return kTable[mr - 1][nr - 1];
+}
+
+inline TileF32Fn PickTileF32For(bool fp8, bool sequential, int mr, int nr) {
+  if (fp8) {
+    return sequential ? PickTileF32Sequential<WKind::kFp8>(mr, nr)
+                      : PickTileF32<WKind::kFp8>(mr, nr);
+  }
+  return sequential ? PickTileF32Sequential<WKind::kBf16>(mr, nr)
+                    : PickTileF32<WKind::kBf16>(mr, nr);
 }
 
 // FP8 rows [rows, k] (row stride w_ld bytes) → panel [rows, RoundUp(k, 64)] of the
@@ -432,8 +442,6 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
           }
         }
       } else {
-        // Few x rows: one tile of all of them, its weight rows one after another (a
-        // linear stream).
         // One x row (FP8: up to two) takes the weight rows one after another, a linear
         // stream. With more, x's rows crowd L1 and the FMAs set the pace: side by side
         // is faster (gemm_bench, one core: BF16 m = 2 the same, m = 3 1.4× faster;
@@ -445,13 +453,9 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
           const int64_t w_rows = sequential ? kSequentialNr : kF32Nr;
           for (int64_t nt = nb; nt < nb_end; nt += w_rows) {
             const int nr = static_cast<int>(Min(w_rows, nb_end - nt));
-            const TileF32Fn tile =
-                sequential ? (a.fp8 ? PickTileF32Sequential<WKind::kFp8>(mr, nr)
-                                    : PickTileF32Sequential<WKind::kBf16>(mr, nr))
-                           : (a.fp8 ? PickTileF32<WKind::kFp8>(mr, nr)
-                                    : PickTileF32<WKind::kBf16>(mr, nr));
-            tile(xp + mt * kp, kp, w + nt * w_ld, w_ld, a.k,
-                 a.y + (mc + mt) * a.y_stride + nt, a.y_stride);
+            PickTileF32For(a.fp8, sequential, mr, nr)(xp + mt * kp, kp, w + nt * w_ld, w_ld,
+                                                      a.k, a.y + (mc + mt) * a.y_stride + nt,
+                                                      a.y_stride);
           }
         }
       }

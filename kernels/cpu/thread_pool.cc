@@ -179,8 +179,9 @@ std::mutex default_pool_mu;
 std::atomic<ThreadPool*> default_pool{nullptr};
 int default_pool_threads = 0;  // ConfigureDefaultThreadPool's count; 0: not set
 
-int DefaultThreadCount() {
-  if (default_pool_threads > 0) return default_pool_threads;
+// The count a pool made now would have, given a configured count (0: not set).
+int DefaultThreadCount(int configured) {
+  if (configured > 0) return configured;
   if (const char* env = std::getenv("YARD_NUM_THREADS"); env != nullptr) {
     return ResolveThreadCount(std::max(0, std::atoi(env)));
   }
@@ -193,20 +194,21 @@ ThreadPool& DefaultThreadPool() {
   if (ThreadPool* pool = default_pool.load(std::memory_order_acquire)) return *pool;
   std::lock_guard<std::mutex> lock(default_pool_mu);
   if (default_pool.load(std::memory_order_relaxed) == nullptr) {
-    default_pool.store(new ThreadPool(ThreadPool::Options{.num_threads = DefaultThreadCount()}),
-                       std::memory_order_release);
+    default_pool.store(
+        new ThreadPool(ThreadPool::Options{.num_threads = DefaultThreadCount(default_pool_threads)}),
+        std::memory_order_release);
   }
   return *default_pool.load(std::memory_order_relaxed);
 }
 
 bool ConfigureDefaultThreadPool(int num_threads) {
   std::lock_guard<std::mutex> lock(default_pool_mu);
-  const int previous = default_pool_threads;
-  default_pool_threads = std::max(0, num_threads);
-  const ThreadPool* pool = default_pool.load(std::memory_order_relaxed);
-  if (pool == nullptr || pool->num_threads() == DefaultThreadCount()) return true;
-  default_pool_threads = previous;
-  return false;
+  num_threads = std::max(0, num_threads);
+  if (const ThreadPool* pool = default_pool.load(std::memory_order_relaxed)) {
+    return pool->num_threads() == DefaultThreadCount(num_threads);
+  }
+  default_pool_threads = num_threads;
+  return true;
 }
 
 }  // namespace yard::kernels::cpu
