@@ -140,6 +140,7 @@ void RemoteExpertBackend::SendDispatches(int micro_batch, const ExpertRouting& r
   header.sender = data_plane_.self();
   header.hidden = static_cast<uint32_t>(r.hidden);
   header.dtype = options_.dispatch_dtype;
+  header.prefill_rows = static_cast<uint32_t>(r.prefill_tokens * r.top_k);
   uint64_t bytes_sent = 0;
   for (const auto& [id, to] : sends) {
     const std::vector<transport::TokenRoute>& routes = by_worker.at(to);

@@ -22,6 +22,9 @@ struct ExpertRequest {
   // Which of the caller's micro-batches (0 or 1) this is: two may be in flight at once,
   // one each (DESIGN.md: ping-pong).
   int micro_batch = 0;
+  // Tokens [0, prefill_tokens) of x belong to prefill chunks: those rows may take BF16
+  // activations (GroupedSwiGlu); the decode tokens after them keep FP32.
+  int64_t prefill_tokens = 0;
 };
 
 inline constexpr int kMaxMicroBatches = 2;

@@ -67,7 +67,9 @@ cpu::GemmOptions GemmOptionsFor(const FastModelOptions& options) {
   // Decode batches keep FP32 activations: rounding them to BF16 moves router logits by
   // up to ~1e-2 and flips expert choices well above the FP32 path's near-ties (batched
   // teacher forcing in fast_model_test: max |Δlogit| 20-50x its bound at batch 8 and
-  // 32; 25x at batch 1). Prefill chunks (128 rows and up) take BF16 dot products.
+  // 32; 25x at batch 1). The rows of prefill chunks (128 tokens and up in a step) take
+  // BF16 dot products; a step's decode rows keep FP32 beside them (Forward orders the
+  // rows, bf16_row_limit splits the matmuls).
   gemm.bf16_min_rows = 128;
   return gemm;
 }
@@ -133,10 +135,22 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   const int64_t hidden = config_.hidden_size;
   const int64_t tokens = batch.num_tokens();
   if (tokens == 0) return ForwardResult{};
+  // Prefill chunks first, so that each micro-batch's prefill rows lead and may take
+  // BF16 activations while the decode rows after them keep FP32 (GemmOptionsFor).
+  ordered_.clear();
+  for (const ForwardSequence& seq : batch.sequences) {
+    if (seq.tokens.size() > 1) ordered_.push_back(&seq);
+  }
+  for (const ForwardSequence& seq : batch.sequences) {
+    if (seq.tokens.size() <= 1) ordered_.push_back(&seq);
+  }
   int64_t* positions = Sized(positions_, tokens);
   float* x = Sized(x_, tokens * hidden);
+  last_row_.clear();  // sequence → the row of its last token
   int64_t t = 0;
-  for (const ForwardSequence& seq : batch.sequences) {
+  for (const ForwardSequence* ordered : ordered_) {
+    const ForwardSequence& seq = *ordered;
+    last_row_[&seq] = t + static_cast<int64_t>(seq.tokens.size()) - 1;
     const int64_t blocks_needed =
         (seq.end_position() + cache_.block_tokens() - 1) / cache_.block_tokens();
     if (seq.tokens.empty() || seq.start_position < 0 ||
@@ -162,7 +176,7 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   // The micro-batches take turns (ping-pong): each finishes its previous MoE layer and
   // runs on up to its next routed experts, so while one's experts are away the other
   // computes its shared experts, combine, attention and router.
-  const int parts = SplitBatch(batch);
+  const int parts = SplitBatch(ordered_);
   absl::Status status;
   for (int64_t layer = 0; layer < config_.num_hidden_layers && status.ok(); ++layer) {
     for (int m = 0; m < parts && status.ok(); ++m) {
@@ -181,17 +195,16 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   }
   RETURN_IF_ERROR(status);
 
-  // Final norm and lm_head only for the last token of the sequences that want logits.
+  // Final norm and lm_head only for the last token of the sequences that want logits,
+  // in the batch's order.
   const int64_t rows = batch.num_logit_rows();
   ForwardResult result;
   if (rows == 0) return result;
   float* last = Sized(last_, rows * hidden);
   int64_t row = 0;
-  t = 0;
   for (const ForwardSequence& seq : batch.sequences) {
-    t += static_cast<int64_t>(seq.tokens.size());
     if (!seq.needs_logits) continue;
-    std::memcpy(last + row * hidden, &x[(t - 1) * hidden], hidden * sizeof(float));
+    std::memcpy(last + row * hidden, &x[last_row_[&seq] * hidden], hidden * sizeof(float));
     ++row;
   }
   cpu::RmsNorm(last, rows, hidden, hidden, cpu::NormWeight::Fp32(views_.final_norm.data()),
@@ -201,27 +214,36 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   return result;
 }
 
-int FastModel::SplitBatch(const ForwardBatch& batch) {
-  const int64_t total = batch.num_tokens();
-  size_t split = batch.sequences.size();  // sequences [0, split) go to micro-batch 0
-  if (options_.micro_batches >= 2 && batch.sequences.size() >= 2) {
+int FastModel::SplitBatch(absl::Span<const ForwardSequence* const> sequences) {
+  int64_t total = 0;
+  for (const ForwardSequence* seq : sequences) total += static_cast<int64_t>(seq->tokens.size());
+  size_t split = sequences.size();  // sequences [0, split) go to micro-batch 0
+  if (options_.micro_batches >= 2 && sequences.size() >= 2) {
     int64_t tokens = 0;
     split = 1;
-    for (size_t s = 0; s + 1 < batch.sequences.size(); ++s) {
-      tokens += static_cast<int64_t>(batch.sequences[s].tokens.size());
+    for (size_t s = 0; s + 1 < sequences.size(); ++s) {
+      tokens += static_cast<int64_t>(sequences[s]->tokens.size());
       split = s + 1;
       if (2 * tokens >= total) break;
     }
   }
-  const int parts = split < batch.sequences.size() ? 2 : 1;
+  const int parts = split < sequences.size() ? 2 : 1;
   int64_t first_token = 0;
   for (int m = 0; m < parts; ++m) {
     MicroBatch& mb = micro_[m];
     mb.index = m;
-    mb.batch.sequences.assign(batch.sequences.begin() + (m == 0 ? 0 : split),
-                              m == 0 ? batch.sequences.begin() + split : batch.sequences.end());
+    mb.batch.sequences.clear();
+    mb.prefill_tokens = 0;
+    for (size_t s = m == 0 ? 0 : split; s < (m == 0 ? split : sequences.size()); ++s) {
+      mb.batch.sequences.push_back(*sequences[s]);
+      if (sequences[s]->tokens.size() > 1) {
+        mb.prefill_tokens += static_cast<int64_t>(sequences[s]->tokens.size());
+      }
+    }
     mb.first_token = first_token;
     mb.tokens = mb.batch.num_tokens();
+    mb.gemm = gemm_;
+    mb.gemm.bf16_row_limit = mb.prefill_tokens;
     mb.experts_started = false;
     first_token += mb.tokens;
   }
@@ -238,13 +260,13 @@ absl::Status FastModel::LayerBegin(int64_t index, MicroBatch& mb, float* x) {
 
   cpu::RmsNorm(x, tokens, hidden, hidden, cpu::NormWeight::Fp32(layer.input_norm.data()), eps, h,
                hidden, options_.pool);
-  Attention(index, mb.batch, positions_.data() + mb.first_token, h, delta);
+  Attention(index, mb, positions_.data() + mb.first_token, h, delta);
   // x += attention; h = RMSNorm(x) in one pass.
   cpu::AddRmsNorm(x, hidden, delta, hidden, tokens, hidden,
                   cpu::NormWeight::Fp32(layer.post_attn_norm.data()), eps, h, hidden,
                   options_.pool);
   if (!layer.moe) {
-    Ffn(*layer.dense, h, tokens, delta);
+    Ffn(*layer.dense, h, tokens, mb.gemm, delta);
     for (int64_t i = 0; i < tokens * hidden; ++i) x[i] += delta[i];
     return absl::OkStatus();
   }
@@ -269,6 +291,7 @@ absl::Status FastModel::LayerBegin(int64_t index, MicroBatch& mb, float* x) {
   request.top_k = k;
   request.x = h;
   request.micro_batch = mb.index;
+  request.prefill_tokens = mb.prefill_tokens;
   if (options_.dispatch_precision != DispatchPrecision::kFp32) {
     float* rounded = Sized(mb.expert_in, tokens * hidden);
     RoundLikeDispatch(options_.dispatch_precision, h, tokens, hidden, rounded);
@@ -289,7 +312,7 @@ absl::Status FastModel::LayerEnd(int64_t index, MicroBatch& mb, float* x) {
   float* out = mb.delta.data();
   // The shared experts run while this micro-batch's routed experts are away.
   if (moe.shared) {
-    Ffn(*moe.shared, mb.h.data(), tokens, out);
+    Ffn(*moe.shared, mb.h.data(), tokens, mb.gemm, out);
   } else {
     std::fill(out, out + tokens * hidden, 0.0f);
   }
@@ -312,8 +335,10 @@ absl::Status FastModel::LayerEnd(int64_t index, MicroBatch& mb, float* x) {
   return absl::OkStatus();
 }
 
-void FastModel::Attention(int64_t index, const ForwardBatch& batch, const int64_t* positions,
+void FastModel::Attention(int64_t index, const MicroBatch& mb, const int64_t* positions,
                           const float* h, float* out) {
+  const ForwardBatch& batch = mb.batch;
+  const cpu::GemmOptions& gemm = mb.gemm;
   const AttentionViews& attn = views_.layers[index].attention;
   const int64_t tokens = batch.num_tokens();
   const int64_t heads = config_.num_attention_heads;
@@ -327,18 +352,18 @@ void FastModel::Attention(int64_t index, const ForwardBatch& batch, const int64_
   float* q = Sized(q_, tokens * heads * qk);
   if (attn.q_a) {
     float* q_a = Sized(q_a_, tokens * attn.q_a->n);
-    cpu::Gemm(h, tokens, *attn.q_a, q_a, gemm_);
+    cpu::Gemm(h, tokens, *attn.q_a, q_a, gemm);
     cpu::RmsNorm(q_a, tokens, attn.q_a->n, attn.q_a->n,
                  cpu::NormWeight::Fp32(attn.q_a_norm.data()), eps, q_a, attn.q_a->n,
                  options_.pool);
-    cpu::Gemm(q_a, tokens, attn.q, q, gemm_);
+    cpu::Gemm(q_a, tokens, attn.q, q, gemm);
   } else {
-    cpu::Gemm(h, tokens, attn.q, q, gemm_);
+    cpu::Gemm(h, tokens, attn.q, q, gemm);
   }
   // [c_kv | k_rope] per token: normalize c_kv, rotate k_rope; the row is then exactly
   // the cache's latent row.
   float* kv_a = Sized(kv_a_, tokens * latent);
-  cpu::Gemm(h, tokens, attn.kv_a, kv_a, gemm_);
+  cpu::Gemm(h, tokens, attn.kv_a, kv_a, gemm);
   cpu::RmsNorm(kv_a, tokens, rank, latent, cpu::NormWeight::Fp32(attn.kv_a_norm.data()), eps,
                kv_a, latent, options_.pool);
   cpu::ApplyRope(rope_, positions, tokens, 1, kv_a + rank, latent, rope, options_.pool);
@@ -389,20 +414,20 @@ void FastModel::Attention(int64_t index, const ForwardBatch& batch, const int64_
 
   float* values = Sized(values_, tokens * heads * config_.v_head_dim);
   cpu::ExpandValuesOptions expand;
-  expand.pool = options_.pool;
-  expand.precision = gemm_.precision;
+  expand.gemm = gemm;
   cpu::ExpandValues(kv_b, o_latent, tokens, values, expand);
-  cpu::Gemm(values, tokens, attn.o, out, gemm_);
+  cpu::Gemm(values, tokens, attn.o, out, gemm);
 }
 
-void FastModel::Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens, float* out) {
+void FastModel::Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens,
+                    const cpu::GemmOptions& gemm, float* out) {
   const int64_t inner = ffn.gate.n;
   float* gate = Sized(ffn_gate_, tokens * inner);
   float* up = Sized(ffn_up_, tokens * inner);
-  cpu::Gemm(h, tokens, ffn.gate, gate, gemm_);
-  cpu::Gemm(h, tokens, ffn.up, up, gemm_);
+  cpu::Gemm(h, tokens, ffn.gate, gate, gemm);
+  cpu::Gemm(h, tokens, ffn.up, up, gemm);
   cpu::SiluMul(gate, inner, up, inner, tokens, inner, gate, inner, options_.pool);
-  cpu::Gemm(gate, tokens, ffn.down, out, gemm_);
+  cpu::Gemm(gate, tokens, ffn.down, out, gemm);
 }
 
 }  // namespace yard::engine

@@ -15,7 +15,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "engine/batch_forward.h"
 #include "engine/dispatch_precision.h"
 #include "engine/expert_backend.h"
@@ -33,8 +35,9 @@ namespace yard::engine {
 struct FastModelOptions {
   // Every activation in FP32 through the matmuls and attention, so a sequence's logits
   // are bitwise the same whatever batch it shares and whatever the thread count (for
-  // a given ISA). Off: large batches (prefill) round activations to BF16 for the
-  // BF16 dot-product instructions — about twice the FLOP/s, small numeric drift.
+  // a given ISA). Off: the rows of prefill chunks (128 tokens and more in a step) round
+  // activations to BF16 for the BF16 dot-product instructions — about twice the
+  // FLOP/s, small numeric drift; decode rows keep FP32 even beside them.
   bool deterministic = false;
   // Longest sequence the RoPE table covers (positions [0, max_context)).
   int64_t max_context = 4096;
@@ -89,24 +92,29 @@ class FastModel : public BatchForwardInterface {
     ForwardBatch batch;       // its sequences
     int64_t first_token = 0;  // its rows of the batch's activations
     int64_t tokens = 0;
+    // Its leading rows that belong to prefill chunks (the sequences of more than one
+    // token come first), and its matmul options: only those rows may take BF16.
+    int64_t prefill_tokens = 0;
+    kernels::cpu::GemmOptions gemm;
     bool experts_started = false;  // its routed experts for layer experts_layer are away
     int64_t experts_layer = 0;
     std::vector<float> h, delta, expert_in, expert_out, route_weights;
     std::vector<int32_t> route_ids;
   };
 
-  // Splits the batch into micro_batches_ (1 or 2) micro-batches of whole sequences,
-  // balanced by tokens.
-  int SplitBatch(const ForwardBatch& batch);
+  // Splits the sequences (in the order given) into micro_batches_ (1 or 2)
+  // micro-batches of whole sequences, balanced by tokens.
+  int SplitBatch(absl::Span<const ForwardSequence* const> sequences);
   // A layer up to its routed experts: attention, then the dense FFN (done: x updated)
   // or the router and the experts' Start. x: the micro-batch's rows [tokens, hidden].
   absl::Status LayerBegin(int64_t index, MicroBatch& mb, float* x);
   // The rest of a MoE layer: shared experts, the routed experts' Finish, combine.
   // The micro-batch's next LayerBegin comes after it; the other's may come between.
   absl::Status LayerEnd(int64_t index, MicroBatch& mb, float* x);
-  void Attention(int64_t index, const ForwardBatch& batch, const int64_t* positions,
-                 const float* h, float* out);
-  void Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens, float* out);
+  void Attention(int64_t index, const MicroBatch& mb, const int64_t* positions, const float* h,
+                 float* out);
+  void Ffn(const SwiGluViews& ffn, const float* h, int64_t tokens,
+           const kernels::cpu::GemmOptions& gemm, float* out);
 
   model::ModelConfig config_;
   PagedLatentCache& cache_;
@@ -118,7 +126,10 @@ class FastModel : public BatchForwardInterface {
   std::unique_ptr<ExpertBackendInterface> own_experts_;
   ExpertBackendInterface* experts_ = nullptr;
 
-  // Per-call scratch, sized for the batch: token positions and activations.
+  // Per-call scratch, sized for the batch: the sequences in the order their rows take
+  // (prefill chunks first), token positions and activations.
+  std::vector<const ForwardSequence*> ordered_;
+  absl::flat_hash_map<const ForwardSequence*, int64_t> last_row_;
   std::vector<int64_t> positions_;
   std::vector<float> x_, last_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_;
   std::vector<float> ffn_gate_, ffn_up_, router_logits_;

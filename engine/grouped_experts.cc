@@ -10,55 +10,84 @@ namespace yard::engine {
 
 void GroupedSwiGlu::Run(absl::Span<const SwiGluViews* const> experts,
                         absl::Span<const float* const> rows,
-                        absl::Span<const int32_t> expert_of_row, int64_t hidden, float* out) {
+                        absl::Span<const int32_t> expert_of_row,
+                        absl::Span<const uint8_t> from_prefill, int64_t hidden, float* out) {
+  using kernels::cpu::ActivationPrecision;
   YARD_CHECK(rows.size() == expert_of_row.size(), "GroupedSwiGlu: rows and experts differ");
+  YARD_CHECK(from_prefill.empty() || from_prefill.size() == rows.size(),
+             "GroupedSwiGlu: rows and prefill flags differ");
   const int64_t total = static_cast<int64_t>(rows.size());
   if (total == 0) return;
+  // The precision of the prefill rows follows their distinct tokens, as a dense
+  // matmul's follows its prefill rows: a prefill-sized call takes BF16 activations for
+  // them in every expert, however few rows each one gets. Decode rows keep FP32 (see
+  // GemmOptionsFor); an explicit precision applies to every row.
+  const bool bf16_allowed = gemm_.precision == ActivationPrecision::kAuto;
+  distinct_.clear();
+  if (bf16_allowed && !from_prefill.empty()) {
+    for (int64_t i = 0; i < total; ++i) {
+      if (from_prefill[i]) distinct_.push_back(rows[i]);
+    }
+    std::sort(distinct_.begin(), distinct_.end());
+  }
+  const int64_t prefill_tokens =
+      std::unique(distinct_.begin(), distinct_.end()) - distinct_.begin();
+  kernels::cpu::GemmOptions fp32 = gemm_, bf16 = gemm_;
+  if (bf16_allowed) {
+    fp32.precision = ActivationPrecision::kFp32;
+    bf16.precision = kernels::cpu::ResolvePrecision(gemm_, prefill_tokens);
+  }
+  const bool split = bf16_allowed && bf16.precision == ActivationPrecision::kBf16;
+
   rows_of_expert_.resize(experts.size());
   for (auto& r : rows_of_expert_) r.clear();
+  bf16_rows_of_expert_.assign(experts.size(), 0);
   int64_t inner = 0;
-  for (int64_t i = 0; i < total; ++i) {
-    const int32_t e = expert_of_row[i];
-    YARD_CHECK(e >= 0 && static_cast<size_t>(e) < experts.size() && experts[e] != nullptr,
-               "GroupedSwiGlu: row names no expert");
-    rows_of_expert_[e].push_back(i);
-    inner = experts[e]->gate.n;
+  for (int pass = split ? 0 : 1; pass < 2; ++pass) {
+    // Pass 0 takes the BF16 rows (when there are any), pass 1 the rest.
+    for (int64_t i = 0; i < total; ++i) {
+      const bool prefill_row = split && from_prefill[i];
+      if (prefill_row != (pass == 0)) continue;
+      const int32_t e = expert_of_row[i];
+      YARD_CHECK(e >= 0 && static_cast<size_t>(e) < experts.size() && experts[e] != nullptr,
+                 "GroupedSwiGlu: row names no expert");
+      rows_of_expert_[e].push_back(i);
+      bf16_rows_of_expert_[e] += pass == 0;
+      inner = experts[e]->gate.n;
+    }
   }
   // Rows grouped by expert, expert after expert: [total, hidden] gathered inputs.
   gathered_.resize(total * hidden);
   gate_.resize(total * inner);
   up_.resize(total * inner);
   down_.resize(total * hidden);
-  std::vector<kernels::cpu::GemmProblem> gate_up, down;
+  std::vector<kernels::cpu::GemmProblem> gate_up[2], down[2];  // [0]: BF16 rows
   int64_t row = 0;
   for (size_t e = 0; e < experts.size(); ++e) {
     const std::vector<int64_t>& mine = rows_of_expert_[e];
-    if (mine.empty()) continue;
-    const int64_t m = static_cast<int64_t>(mine.size());
-    for (int64_t i = 0; i < m; ++i) {
-      std::memcpy(&gathered_[(row + i) * hidden], rows[mine[i]], hidden * sizeof(float));
+    const SwiGluViews* ffn = experts[e];
+    for (int part = 0; part < 2; ++part) {
+      const int64_t m = part == 0 ? bf16_rows_of_expert_[e]
+                                  : static_cast<int64_t>(mine.size()) - bf16_rows_of_expert_[e];
+      if (m == 0) continue;
+      const int64_t first = part == 0 ? 0 : bf16_rows_of_expert_[e];
+      for (int64_t i = 0; i < m; ++i) {
+        std::memcpy(&gathered_[(row + i) * hidden], rows[mine[first + i]],
+                    hidden * sizeof(float));
+      }
+      const float* x = &gathered_[row * hidden];
+      gate_up[part].push_back({x, m, hidden, ffn->gate, &gate_[row * inner], inner});
+      gate_up[part].push_back({x, m, hidden, ffn->up, &up_[row * inner], inner});
+      down[part].push_back({&gate_[row * inner], m, inner, ffn->down, &down_[row * hidden], hidden});
+      row += m;
     }
-    const SwiGluViews& ffn = *experts[e];
-    const float* x = &gathered_[row * hidden];
-    gate_up.push_back({x, m, hidden, ffn.gate, &gate_[row * inner], inner});
-    gate_up.push_back({x, m, hidden, ffn.up, &up_[row * inner], inner});
-    down.push_back({&gate_[row * inner], m, inner, ffn.down, &down_[row * hidden], hidden});
-    row += m;
   }
-  // The call's precision follows its distinct tokens, as a dense matmul's follows its
-  // rows: a prefill-sized call takes BF16 activations for every expert, however few
-  // rows each one gets; a decode-sized one keeps FP32 (see GemmOptionsFor).
-  kernels::cpu::GemmOptions gemm = gemm_;
-  if (gemm.precision == kernels::cpu::ActivationPrecision::kAuto) {
-    distinct_.assign(rows.begin(), rows.end());
-    std::sort(distinct_.begin(), distinct_.end());
-    const int64_t tokens = std::unique(distinct_.begin(), distinct_.end()) - distinct_.begin();
-    gemm.precision = kernels::cpu::ResolvePrecision(gemm, tokens);
-  }
-  kernels::cpu::GemmBatch(gate_up, gemm);
+  kernels::cpu::GemmBatch(gate_up[0], bf16);
+  kernels::cpu::GemmBatch(gate_up[1], split ? fp32 : bf16);
   kernels::cpu::SiluMul(gate_.data(), inner, up_.data(), inner, total, inner, gate_.data(), inner,
-                        gemm.pool);
-  kernels::cpu::GemmBatch(down, gemm);
+                        gemm_.pool);
+  kernels::cpu::GemmBatch(down[0], bf16);
+  kernels::cpu::GemmBatch(down[1], split ? fp32 : bf16);
   row = 0;
   for (const std::vector<int64_t>& mine : rows_of_expert_) {
     for (int64_t i : mine) {

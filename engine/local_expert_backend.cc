@@ -38,8 +38,13 @@ absl::Status LocalExpertBackend::Finish(int micro_batch, float* out) {
   for (const SwiGluViews& e : moe.experts) candidates_.push_back(&e);
   const int64_t total = r.tokens * r.top_k;
   rows_.resize(total);
-  for (int64_t i = 0; i < total; ++i) rows_[i] = r.x + (i / r.top_k) * r.hidden;
-  experts_.Run(candidates_, rows_, absl::MakeConstSpan(r.expert_ids, total), r.hidden, out);
+  from_prefill_.resize(total);
+  for (int64_t i = 0; i < total; ++i) {
+    rows_[i] = r.x + (i / r.top_k) * r.hidden;
+    from_prefill_[i] = i / r.top_k < r.prefill_tokens;
+  }
+  experts_.Run(candidates_, rows_, absl::MakeConstSpan(r.expert_ids, total), from_prefill_,
+               r.hidden, out);
   return absl::OkStatus();
 }
 

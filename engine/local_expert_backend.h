@@ -30,6 +30,7 @@ class LocalExpertBackend : public ExpertBackendInterface {
   bool started_[kMaxMicroBatches] = {};
   std::vector<const SwiGluViews*> candidates_;
   std::vector<const float*> rows_;
+  std::vector<uint8_t> from_prefill_;  // per row: its token is part of a prefill chunk
 };
 
 }  // namespace yard::engine

@@ -213,6 +213,7 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
   absl::flat_hash_map<uint32_t, int32_t> candidate_of_slot;
   std::vector<const float*> rows;
   std::vector<int32_t> expert_of_row;
+  std::vector<uint8_t> from_prefill;
   std::vector<float> out;
   uint64_t tokens = 0;
   transport::DataPlaneInterface* data_plane = data_plane_;
@@ -222,6 +223,7 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
     candidate_of_slot.clear();
     rows.clear();
     expert_of_row.clear();
+    from_prefill.clear();
     for (Accepted* a : messages) {
       a->first_row = static_cast<int64_t>(rows.size());
       for (uint32_t i = 0; i < a->message.header.token_count; ++i) {
@@ -231,10 +233,11 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
         if (added) candidates.push_back(slots_.Find(slot)->weights);
         rows.push_back(a->x.data() + i * hidden);
         expert_of_row.push_back(it->second);
+        from_prefill.push_back(a->message.route(i).token_index < a->message.header.prefill_rows);
       }
     }
     out.resize(rows.size() * hidden);
-    experts_.Run(candidates, rows, expert_of_row, hidden, out.data());
+    experts_.Run(candidates, rows, expert_of_row, from_prefill, hidden, out.data());
     tokens += rows.size();
     for (Accepted* a : messages) {
       transport::MessageHeader header = a->message.header;

@@ -31,7 +31,9 @@ constexpr size_t kOffHidden = 40;
 constexpr size_t kOffDType = 44;
 constexpr size_t kOffReserved = 46;
 constexpr size_t kOffPayload = 48;
-static_assert(kOffPayload + 8 == kWireHeaderSize);
+constexpr size_t kOffPrefillRows = 56;
+constexpr size_t kOffReserved2 = 60;
+static_assert(kOffReserved2 + 4 == kWireHeaderSize);
 
 template <typename T>
 T Load(const uint8_t* p) {
@@ -302,6 +304,8 @@ absl::StatusOr<DecodedMessage> Decode(absl::Span<const uint8_t> bytes,
   const uint16_t dtype = Load<uint16_t>(h + kOffDType);
   const uint16_t reserved = Load<uint16_t>(h + kOffReserved);
   const uint64_t payload_length = Load<uint64_t>(h + kOffPayload);
+  hd.prefill_rows = Load<uint32_t>(h + kOffPrefillRows);
+  const uint32_t reserved2 = Load<uint32_t>(h + kOffReserved2);
 
   if (!KnownDType(dtype)) {
     return Invalid(what, absl::StrCat("dtype ", dtype,
@@ -312,8 +316,9 @@ absl::StatusOr<DecodedMessage> Decode(absl::Span<const uint8_t> bytes,
     return Invalid(what, absl::StrCat("dtype ", WireDTypeName(hd.dtype),
                                       " is not allowed (bf16 or fp32 only)"));
   }
-  if (reserved != 0) {
-    return Invalid(what, absl::StrCat("reserved field is ", reserved, ", must be 0"));
+  if (reserved != 0 || reserved2 != 0) {
+    return Invalid(what, absl::StrCat("reserved field is ", reserved != 0 ? reserved : reserved2,
+                                      ", must be 0"));
   }
   if (hd.token_count > limits.max_tokens) {
     return Invalid(what, absl::StrCat("token count ", hd.token_count,
@@ -418,6 +423,8 @@ std::vector<uint8_t> EncodeRaw(const MessageHeader& header,
   Store<uint16_t>(h + kOffDType, static_cast<uint16_t>(header.dtype));
   Store<uint16_t>(h + kOffReserved, 0);
   Store<uint64_t>(h + kOffPayload, *payload);
+  Store<uint32_t>(h + kOffPrefillRows, header.prefill_rows);
+  Store<uint32_t>(h + kOffReserved2, 0);
   uint8_t* p = h + kWireHeaderSize;
   if (!routes.empty()) std::memcpy(p, routes.data(), routes.size());
   p += routes.size();

@@ -19,7 +19,12 @@
 //       44    2 dtype              1 bf16, 2 fp8 e4m3, 3 fp32
 //       46    2 reserved           must be 0
 //       48    8 payload length     bytes after the header, exactly
-//       56      routes             [T] x {u32 slot id, u32 token index}
+//       56    4 prefill rows       routes whose token index is below it carry tokens
+//                                  of prefill chunks (the sender places those rows
+//                                  first); the expert may compute them with BF16
+//                                  activations, the rest (decode) in FP32. 0 if none
+//       60    4 reserved           must be 0
+//       64      routes             [T] x {u32 slot id, u32 token index}
 //                                  (the token index is the attention worker's row,
 //                                  echoed back unchanged in the combine)
 //                                  values, by dtype:
@@ -49,8 +54,8 @@
 namespace yard::transport {
 
 inline constexpr uint32_t kWireMagic = 0x31504459;  // "YDP1" in memory order
-inline constexpr uint16_t kWireFormatVersion = 1;
-inline constexpr size_t kWireHeaderSize = 56;
+inline constexpr uint16_t kWireFormatVersion = 2;
+inline constexpr size_t kWireHeaderSize = 64;
 inline constexpr size_t kWireRouteSize = 8;  // u32 slot id + u32 token index
 // Values per FP8 scale.
 inline constexpr uint32_t kFp8GroupSize = 128;
@@ -81,6 +86,8 @@ struct MessageHeader {
   uint32_t token_count = 0;
   uint32_t hidden = 0;
   WireDType dtype = WireDType::kBF16;
+  // Token indices below this are rows of prefill-chunk tokens (see the layout).
+  uint32_t prefill_rows = 0;
 
   bool operator==(const MessageHeader&) const = default;
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -65,7 +66,9 @@ internal::GemmKernel KernelFor(Isa isa) {
 
 ActivationPrecision ResolvePrecision(const GemmOptions& options, int64_t rows) {
   if (options.precision != ActivationPrecision::kAuto) return options.precision;
-  return rows >= options.bf16_min_rows ? ActivationPrecision::kBf16 : ActivationPrecision::kFp32;
+  return std::min(rows, options.bf16_row_limit) >= options.bf16_min_rows
+             ? ActivationPrecision::kBf16
+             : ActivationPrecision::kFp32;
 }
 
 void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, float* y,
@@ -76,6 +79,17 @@ void Gemm(const float* x, int64_t m, int64_t x_stride, const WeightView& w, floa
   const Isa isa = ActiveIsa();
   if (isa == Isa::kScalar) {
     GemmReference(x, m, x_stride, w, y, y_stride);
+    return;
+  }
+  if (options.precision == ActivationPrecision::kAuto && options.bf16_row_limit < m &&
+      ResolvePrecision(options, m) == ActivationPrecision::kBf16) {
+    // Prefill rows in BF16, then the decode rows after them in FP32.
+    const int64_t head = options.bf16_row_limit;
+    GemmOptions part = options;
+    part.precision = ActivationPrecision::kBf16;
+    Gemm(x, head, x_stride, w, y, y_stride, part);
+    part.precision = ActivationPrecision::kFp32;
+    Gemm(x + head * x_stride, m - head, x_stride, w, y + head * y_stride, y_stride, part);
     return;
   }
   const internal::GemmArgs args = MakeArgs(isa, x, m, x_stride, w, y, y_stride, options);
@@ -115,6 +129,8 @@ void GemmBatch(absl::Span<const GemmProblem> problems, const GemmOptions& option
     }
     return;
   }
+  assert(options.precision != ActivationPrecision::kAuto ||
+         options.bf16_row_limit == std::numeric_limits<int64_t>::max());
   const internal::GemmKernel kernel = KernelFor(isa);
   // Units of kRowsPerUnit weight rows, numbered across the problems in order.
   std::vector<internal::GemmArgs> args;

@@ -17,6 +17,7 @@
 #define SWITCHYARD_KERNELS_CPU_GEMM_H_
 
 #include <cstdint>
+#include <limits>
 
 #include "absl/types/span.h"
 #include "kernels/cpu/thread_pool.h"
@@ -34,9 +35,10 @@ enum class ActivationPrecision {
   // an error like that of storing the activations in BF16 (relative 2^-9 per
   // element). Needs AVX-512 BF16; on other ISAs it means kFp32.
   kBf16,
-  // kBf16 when m >= GemmOptions::bf16_min_rows (prefill), else kFp32 (decode: its
+  // kBf16 for the rows of prefill chunks when there are at least
+  // GemmOptions::bf16_min_rows of them, kFp32 for the rest (decode tokens: their
   // activations feed expert routing, which BF16 rounding perturbs; see
-  // engine/fast_model.cc). Not batch-invariant: a row's result depends on m.
+  // engine/fast_model.cc). Not batch-invariant: a row's result depends on the batch.
   kAuto,
 };
 
@@ -45,12 +47,18 @@ struct GemmOptions {
   // The smallest m for which kAuto picks BF16 activations. BF16 is faster from m = 4
   // on (gemm_bench); the engine keeps FP32 below 128 rows for accuracy.
   int64_t bf16_min_rows = 128;
+  // kAuto: only rows [0, bf16_row_limit) of x may take BF16, the rows of prefill chunks,
+  // which the caller places first; the rows after them (decode tokens sharing the
+  // step) keep FP32 whatever m. Gemm then runs the two parts as two calls, reading the
+  // weights twice. GemmBatch does not split: give it a resolved precision instead.
+  int64_t bf16_row_limit = std::numeric_limits<int64_t>::max();
   // Threads to run on; nullptr means DefaultThreadPool(). Must outlive the call.
   ThreadPool* pool = nullptr;
 };
 
-// kFp32 or kBf16: the path options.precision takes for a call of `rows` rows of x
-// (kAuto resolved by bf16_min_rows). kBf16 still runs as kFp32 below AVX-512.
+// kFp32 or kBf16: the path options.precision takes for the leading rows of a call of
+// `rows` rows of x (kAuto: BF16 when min(rows, bf16_row_limit) >= bf16_min_rows; rows
+// past bf16_row_limit keep FP32). kBf16 still runs as kFp32 below AVX-512.
 ActivationPrecision ResolvePrecision(const GemmOptions& options, int64_t rows);
 
 // y[i, j] = sum_k x[i, k] · w[j, k] for i < m, j < w.n.

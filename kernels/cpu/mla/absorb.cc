@@ -75,7 +75,9 @@ void ExpandValues(const KvBProjection& kv_b, const float* o_latent, int64_t toke
   // Gemm indexes FP8 scales from the view's first row, so a head's W_uv view must
   // start on a scale block.
   const bool gemm_fits = !fp8 || (nope % kFp8BlockSize == 0 && per_head % kFp8BlockSize == 0);
-  ThreadPool& pool = options.pool != nullptr ? *options.pool : DefaultThreadPool();
+  ThreadPool& pool = options.gemm.pool != nullptr ? *options.gemm.pool : DefaultThreadPool();
+  GemmOptions head_gemm = options.gemm;
+  head_gemm.pool = &pool;
   const internal::AbsorbKernel* fallback = gemm_fits ? nullptr : &internal::ActiveAbsorbKernel();
   const int64_t scale_cols = (rank + kFp8BlockSize - 1) / kFp8BlockSize;
   auto run = [&](int64_t begin, int64_t end) {
@@ -98,8 +100,7 @@ void ExpandValues(const KvBProjection& kv_b, const float* o_latent, int64_t toke
       }
       // Inside the pool's ParallelFor this nested Gemm runs on this thread alone
       // (thread_pool.h), which is what we want: heads are the parallel axis.
-      Gemm(x, tokens, heads * rank, w_uv, y, heads * v_dim,
-           GemmOptions{.precision = options.precision, .pool = &pool});
+      Gemm(x, tokens, heads * rank, w_uv, y, heads * v_dim, head_gemm);
     }
   };
   if (pool.num_threads() == 1 || tokens * heads * v_dim * rank < kMinParallelMacs) {

@@ -43,9 +43,9 @@ void AbsorbQueries(const KvBProjection& kv_b, const float* q_nope, int64_t token
                    ThreadPool* pool = nullptr);
 
 struct ExpandValuesOptions {
-  // How Gemm takes the latent outputs (gemm.h). kFp32 keeps results batch-invariant.
-  ActivationPrecision precision = ActivationPrecision::kFp32;
-  ThreadPool* pool = nullptr;
+  // How Gemm takes the latent outputs (gemm.h; kFp32 keeps results batch-invariant),
+  // and the pool the heads are split over (nullptr: DefaultThreadPool()).
+  GemmOptions gemm{.precision = ActivationPrecision::kFp32};
 };
 
 // values[t, h, :] = W_uv,h · o_latent[t, h, :].

@@ -143,7 +143,11 @@ constexpr double kRoutingNoiseTail = 2e-3;
 struct OracleTally {
   double routing_noise = kRoutingNoise;  // margins below it are near-ties
   bool cap_near_ties = true;             // at most 5% of the positions
+  // Top-1 as the greedy check holds it: identical at every decisive position whose
+  // reference top-1/top-2 margin exceeds the bound, instead of at 99% of them all.
+  bool top1_where_clear = false;
   int positions = 0, top1_same = 0, top1_same_decisive = 0, near_tie_routing = 0;
+  int clear = 0, top1_same_clear = 0;  // decisive positions with a margin over the bound
   double worst_ratio = 0;  // max |Δlogit| / (5% of the logits' std), decisive positions
 
   // Returns whether the position was a routing near-tie that changed the logits beyond
@@ -168,6 +172,10 @@ struct OracleTally {
     } else {
       worst_ratio = std::max(worst_ratio, max_diff / bound);
       top1_same_decisive += same;
+      if (Margin(want, vocab) > bound) {
+        ++clear;
+        top1_same_clear += same;
+      }
     }
     return routing_margin < routing_noise && max_diff > bound;
   }
@@ -182,7 +190,13 @@ struct OracleTally {
     if (cap_near_ties) {
       EXPECT_LE(near_tie_routing, positions / 20) << what;
     }
-    EXPECT_GE(top1_same_decisive, decisive * 99 / 100) << what;
+    if (top1_where_clear) {
+      std::printf("%s: top-1 identical %d/%d where the reference's margin exceeds the bound\n",
+                  what.c_str(), top1_same_clear, clear);
+      EXPECT_EQ(top1_same_clear, clear) << what;
+    } else {
+      EXPECT_GE(top1_same_decisive, decisive * 99 / 100) << what;
+    }
     EXPECT_LE(worst_ratio, 1.0) << what;
   }
 };
@@ -293,6 +307,90 @@ TEST_P(FastVsReferenceTest, TeacherForcedInBatchesMatchesTheOracle) {
   }
   // Near-ties are common on random weights, yet most positions come before them.
   EXPECT_GE(scored, positions / 2);
+}
+
+// A long prompt prefilled in one chunk (BF16 activations from 128 rows in the default
+// mode), then decoded teacher-forced: the prompt's latent KV is what every later token
+// attends to, so the decode logits check the prefill path against the oracle too.
+TEST_P(FastVsReferenceTest, LongPrefillThenDecodeMatchesTheOracle) {
+  std::unique_ptr<Loaded> m = Load(GetParam(), /*deterministic=*/false);
+  const int64_t vocab = m->config.vocab_size;
+  constexpr int kPrompt = 256, kDecode = 32;
+  OracleTally tally{.routing_noise = kRoutingNoiseTail, .cap_near_ties = false};
+  for (int s = 0; s < 4; ++s) {
+    const std::vector<int32_t> tokens = RandomTokens(kPrompt + kDecode, 500 + s, vocab);
+    auto want = m->reference->ForwardFull(tokens, model::LogitsMode::kAll);
+    ASSERT_TRUE(want.ok()) << want.status();
+    ForwardBatch prefill;
+    prefill.sequences.push_back(
+        Seq(*m->cache, 1, {tokens.begin(), tokens.begin() + kPrompt}, 0, true));
+    auto got = m->fast->Forward(prefill);
+    ASSERT_TRUE(got.ok()) << got.status();
+    bool cut = tally.Add(GetParam().name, kPrompt - 1, got->logits.data(),
+                         want->logits.data() + (kPrompt - 1) * vocab, vocab,
+                         want->routing_margin[kPrompt - 1]);
+    for (int p = kPrompt; p < kPrompt + kDecode && !cut; ++p) {
+      ForwardBatch step;
+      step.sequences.push_back(Seq(*m->cache, 1, {tokens[p]}, p, true));
+      got = m->fast->Forward(step);
+      ASSERT_TRUE(got.ok()) << got.status();
+      cut = tally.Add(GetParam().name, p, got->logits.data(), want->logits.data() + p * vocab,
+                      vocab, want->routing_margin[p]);
+    }
+    m->cache->Free(1);
+  }
+  tally.Check(absl::StrCat("[", GetParam().name, "] 4 prompts of ", kPrompt,
+                           " tokens prefilled in one chunk, then ", kDecode, " decoded"));
+}
+
+// Decode tokens sharing every step with a 128-token prefill chunk of another sequence:
+// the chunk's rows take BF16 activations, the decode rows must still keep FP32 (with
+// the whole step in BF16 they were 23-27x the bound). Here top-1 is held to the greedy
+// check's rule, identical wherever the reference's top-1/top-2 margin exceeds the
+// bound: on tiny-v2 BF16, 5 of these 294 positions sit closer than that, and the FP32
+// path alone misses them just the same.
+TEST_P(FastVsReferenceTest, DecodeBesidePrefillMatchesTheOracle) {
+  std::unique_ptr<Loaded> m = Load(GetParam(), /*deterministic=*/false);
+  const int64_t vocab = m->config.vocab_size;
+  constexpr int kTokens = 48, kBatch = 8, kChunk = 128;
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<model::ForwardOutput> expected;
+  for (int s = 0; s < kBatch; ++s) {
+    tokens.push_back(RandomTokens(kTokens, 7000 + s, vocab));
+    auto want = m->reference->ForwardFull(tokens.back(), model::LogitsMode::kAll);
+    ASSERT_TRUE(want.ok()) << want.status();
+    expected.push_back(*std::move(want));
+  }
+  const std::vector<int32_t> filler = RandomTokens(kChunk * kTokens, 99, vocab);
+  OracleTally tally{.routing_noise = kRoutingNoiseTail, .cap_near_ties = false,
+                    .top1_where_clear = true};
+  std::vector<bool> cut(kBatch, false);
+  for (int p = 0; p < kTokens; ++p) {
+    ForwardBatch batch;
+    // The chunk goes between the decode tokens, so that the model must reorder rows.
+    for (int s = 0; s < kBatch; ++s) {
+      if (s == kBatch / 2) {
+        const SequenceId chunk_id = 100 + p % 2;  // two prompts take turns in the cache
+        if (p >= 2) m->cache->Free(chunk_id);
+        batch.sequences.push_back(Seq(*m->cache, chunk_id,
+                                      {filler.begin() + p * kChunk, filler.begin() + (p + 1) * kChunk},
+                                      0, p % 3 == 0));
+      }
+      batch.sequences.push_back(Seq(*m->cache, 1 + s, {tokens[s][p]}, p, true));
+    }
+    auto got = m->fast->Forward(batch);
+    ASSERT_TRUE(got.ok()) << got.status();
+    const bool chunk_logits = p % 3 == 0;
+    for (int s = 0; s < kBatch; ++s) {
+      if (cut[s]) continue;
+      const int row = s + (chunk_logits && s >= kBatch / 2 ? 1 : 0);
+      cut[s] = tally.Add(GetParam().name, p, got->logits.data() + row * vocab,
+                         expected[s].logits.data() + p * vocab, vocab,
+                         expected[s].routing_margin[p]);
+    }
+  }
+  tally.Check(absl::StrCat("[", GetParam().name, "] ", kBatch, " sequences decoding beside a ",
+                           kChunk, "-token prefill chunk, ", tally.positions, " scored"));
 }
 
 INSTANTIATE_TEST_SUITE_P(

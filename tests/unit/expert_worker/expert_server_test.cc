@@ -103,7 +103,7 @@ std::vector<float> Expected(const TestExperts& experts, int layer, int expert, c
   std::vector<const float*> rows = {x};
   std::vector<int32_t> expert_of_row = {0};
   std::vector<float> out(kHidden);
-  grouped.Run(candidates, rows, expert_of_row, kHidden, out.data());
+  grouped.Run(candidates, rows, expert_of_row, {}, kHidden, out.data());
   const std::vector<double> reference = experts.Reference(layer, expert, x);
   for (int64_t c = 0; c < kHidden; ++c) {
     EXPECT_NEAR(out[c], reference[c], 1e-4 * (1 + std::abs(reference[c])));

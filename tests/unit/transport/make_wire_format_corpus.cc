@@ -26,6 +26,7 @@ int Main(const std::string& dir) {
   h.sender = 2;
   h.token_count = 3;
   h.hidden = 130;  // two fp8 groups, the second short
+  h.prefill_rows = 2;
   std::vector<TokenRoute> routes = {{0, 0}, {5, 1}, {2, 7}};
   std::vector<float> x(h.token_count * h.hidden);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) * 0.25f - 2;

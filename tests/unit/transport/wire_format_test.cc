@@ -28,6 +28,7 @@ MessageHeader Header(WireDType dtype, uint32_t tokens, uint32_t hidden) {
   h.token_count = tokens;
   h.hidden = hidden;
   h.dtype = dtype;
+  h.prefill_rows = 9;
   return h;
 }
 
@@ -73,7 +74,7 @@ TEST(WireFormatTest, HeaderIsLittleEndianAtDocumentedOffsets) {
   const std::vector<uint8_t> bytes = EncodeDispatch(h, Routes(1), {1.0f, -2.0f});
   ASSERT_EQ(bytes.size(), kWireHeaderSize + 8 + 4);
   EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 4), "YDP1");
-  EXPECT_EQ(bytes[4], 1);   // version
+  EXPECT_EQ(bytes[4], 2);   // version
   EXPECT_EQ(bytes[6], 1);   // kind dispatch
   EXPECT_EQ(bytes[8], 0x08);  // placement version, low byte first
   EXPECT_EQ(bytes[15], 0x01);
@@ -85,12 +86,14 @@ TEST(WireFormatTest, HeaderIsLittleEndianAtDocumentedOffsets) {
   EXPECT_EQ(bytes[40], 2);   // hidden
   EXPECT_EQ(bytes[44], 1);   // dtype bf16
   EXPECT_EQ(bytes[48], 12);  // payload: 8 route bytes + 2 bf16
-  EXPECT_EQ(bytes[56], 0);   // slot 0
-  EXPECT_EQ(bytes[60], 100);  // token index
-  EXPECT_EQ(bytes[64], 0x80);  // 1.0 bf16 = 0x3F80
-  EXPECT_EQ(bytes[65], 0x3F);
-  EXPECT_EQ(bytes[66], 0x00);  // -2.0 bf16 = 0xC000
-  EXPECT_EQ(bytes[67], 0xC0);
+  EXPECT_EQ(bytes[56], 9);   // prefill rows
+  EXPECT_EQ(bytes[60], 0);   // reserved
+  EXPECT_EQ(bytes[64], 0);   // slot 0
+  EXPECT_EQ(bytes[68], 100);  // token index
+  EXPECT_EQ(bytes[72], 0x80);  // 1.0 bf16 = 0x3F80
+  EXPECT_EQ(bytes[73], 0x3F);
+  EXPECT_EQ(bytes[74], 0x00);  // -2.0 bf16 = 0xC000
+  EXPECT_EQ(bytes[75], 0xC0);
 }
 
 TEST(WireFormatTest, RoundTripsEveryKindAndDType) {
@@ -273,7 +276,7 @@ TEST_F(MalformedTest, Empty) { ExpectInvalid({}, Limits(), "truncated header"); 
 TEST_F(MalformedTest, TruncatedHeader) {
   std::vector<uint8_t> b = Bf16Dispatch();
   b.resize(kWireHeaderSize - 1);
-  ExpectInvalid(b, Limits(), "truncated header: 55 bytes");
+  ExpectInvalid(b, Limits(), "truncated header: 63 bytes");
 }
 
 TEST_F(MalformedTest, BadMagic) {
@@ -284,8 +287,8 @@ TEST_F(MalformedTest, BadMagic) {
 
 TEST_F(MalformedTest, BadVersion) {
   std::vector<uint8_t> b = Bf16Dispatch();
-  Poke<uint16_t>(b, 4, 2);
-  ExpectInvalid(b, Limits(), "format version 2");
+  Poke<uint16_t>(b, 4, 1);  // the 56-byte header without prefill rows
+  ExpectInvalid(b, Limits(), "format version 1");
 }
 
 TEST_F(MalformedTest, BadKind) {
@@ -314,6 +317,9 @@ TEST_F(MalformedTest, ReservedNotZero) {
   std::vector<uint8_t> b = Bf16Dispatch();
   Poke<uint16_t>(b, 46, 1);
   ExpectInvalid(b, Limits(), "reserved field is 1");
+  b = Bf16Dispatch();
+  Poke<uint32_t>(b, 60, 3);
+  ExpectInvalid(b, Limits(), "reserved field is 3");
 }
 
 TEST_F(MalformedTest, TokenCountOverLimit) {
