@@ -241,6 +241,7 @@ TEST(RemoteExpertBackendTest, DispatchesSpreadReplicasRoundRobinAndCarryTheRows)
   RemoteExpertBackend backend(plane, Options(WireDType::kFP32));
   backend.SetRouting(Routing(/*version=*/5));
   Request r = ThreeTokens();
+  r.request.prefill_tokens = 2;  // tokens 0 and 1: rows 0-3 of top-2 routing
   ASSERT_TRUE(backend.Start(r.request).ok());
   ASSERT_EQ(plane.sent.size(), 2u);
   ASSERT_EQ(plane.sent[0].to, kWorkerA);
@@ -258,6 +259,7 @@ TEST(RemoteExpertBackendTest, DispatchesSpreadReplicasRoundRobinAndCarryTheRows)
     EXPECT_EQ(d->header.hidden, static_cast<uint32_t>(kHidden));
     EXPECT_EQ(d->header.sender, kSelf);
     EXPECT_EQ(d->header.placement_version, 5u);
+    EXPECT_EQ(d->header.prefill_rows, 4u);  // routes with a token index below it: prefill
     ASSERT_EQ(d->values.size(), d->routes.size() * kHidden);
     for (size_t i = 0; i < d->routes.size(); ++i) {
       const int64_t token = d->routes[i].token_index / 2;  // top_k = 2

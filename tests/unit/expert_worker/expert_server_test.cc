@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "engine/grouped_experts.h"
+#include "kernels/cpu/cpu_features.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/expert_worker/test_experts.h"
@@ -228,6 +229,42 @@ TEST(ExpertServerTest, DispatchToLoadedSlotsGetsCombineWithRoutesInOrderAndExper
   EXPECT_EQ(stats.tokens, 5u);
   EXPECT_EQ(stats.rejected, 0u);
   EXPECT_EQ(stats.send_failures, 0u);
+}
+
+// Default (kAuto) matmuls: the rows the dispatch marks as prefill (token index below
+// its prefill rows) take BF16 activations once there are bf16_min_rows of them; the
+// decode rows after them keep FP32, as in the single-process engine.
+TEST(ExpertServerTest, PrefillRowsTakeBf16AndDecodeRowsKeepFp32) {
+  if (kernels::cpu::ActiveIsa() != kernels::cpu::Isa::kAvx512) GTEST_SKIP();
+  TestExperts experts;
+  ExpertServerOptions options = Options();
+  options.gemm.precision = kernels::cpu::ActivationPrecision::kAuto;
+  options.gemm.bf16_min_rows = 4;
+  InprocHarness h(experts, options);
+  ASSERT_TRUE(h.server().LoadSlots({{0, 1, 2}}).ok());
+  std::vector<TokenRoute> routes;
+  for (uint32_t t = 0; t < 8; ++t) routes.push_back({0, t});
+  const std::vector<float> x = RandomRows(8, 21);
+  std::vector<uint8_t> dispatch = Dispatch(1, routes, x);
+  transport::MessageHeader header = transport::Decode(dispatch, {})->header;
+  header.prefill_rows = 5;  // rows 0-4 prefill, 5-7 decode
+  h.Send(transport::EncodeDispatch(header, routes, x));
+  const std::vector<Combine> got = h.WaitForCombines(1);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_EQ(got[0].values.size(), 8 * kHidden);
+  for (int64_t i = 0; i < 8; ++i) {
+    kernels::cpu::GemmOptions alone;
+    alone.precision = i < 5 ? kernels::cpu::ActivationPrecision::kBf16
+                            : kernels::cpu::ActivationPrecision::kFp32;
+    engine::GroupedSwiGlu grouped(alone);
+    const float* row = &x[i * kHidden];
+    const engine::SwiGluViews* expert = &experts.expert(1, 2);
+    const int32_t zero = 0;
+    std::vector<float> want(kHidden);
+    grouped.Run(absl::MakeConstSpan(&expert, 1), absl::MakeConstSpan(&row, 1),
+                absl::MakeConstSpan(&zero, 1), {}, kHidden, want.data());
+    ExpectBitwiseEqual(&got[0].values[i * kHidden], want, "row " + std::to_string(i));
+  }
 }
 
 TEST(ExpertServerTest, Bf16CombineCarriesRoundedOutputs) {
