@@ -32,27 +32,28 @@ void GroupedSwiGlu::Run(absl::Span<const SwiGluViews* const> experts,
   }
   const int64_t prefill_tokens =
       std::unique(distinct_.begin(), distinct_.end()) - distinct_.begin();
-  kernels::cpu::GemmOptions fp32 = gemm_, bf16 = gemm_;
-  if (bf16_allowed) {
-    fp32.precision = ActivationPrecision::kFp32;
-    bf16.precision = kernels::cpu::ResolvePrecision(gemm_, prefill_tokens);
-  }
-  const bool split = bf16_allowed && bf16.precision == ActivationPrecision::kBf16;
+  const bool split = bf16_allowed && kernels::cpu::ResolvePrecision(gemm_, prefill_tokens) ==
+                                         ActivationPrecision::kBf16;
+  // The options of part 0 (the BF16 prefill rows of a split call) and of part 1 (every
+  // other row).
+  kernels::cpu::GemmOptions part_gemm[2] = {gemm_, gemm_};
+  part_gemm[0].precision = ActivationPrecision::kBf16;
+  if (bf16_allowed) part_gemm[1].precision = ActivationPrecision::kFp32;
 
   rows_of_expert_.resize(experts.size());
   for (auto& r : rows_of_expert_) r.clear();
   bf16_rows_of_expert_.assign(experts.size(), 0);
   int64_t inner = 0;
-  for (int pass = split ? 0 : 1; pass < 2; ++pass) {
-    // Pass 0 takes the BF16 rows (when there are any), pass 1 the rest.
+  for (int part = split ? 0 : 1; part < 2; ++part) {
+    // Part 0's rows first (a split call's prefill rows), then part 1's.
     for (int64_t i = 0; i < total; ++i) {
       const bool prefill_row = split && from_prefill[i];
-      if (prefill_row != (pass == 0)) continue;
+      if (prefill_row != (part == 0)) continue;
       const int32_t e = expert_of_row[i];
       YARD_CHECK(e >= 0 && static_cast<size_t>(e) < experts.size() && experts[e] != nullptr,
                  "GroupedSwiGlu: row names no expert");
       rows_of_expert_[e].push_back(i);
-      bf16_rows_of_expert_[e] += pass == 0;
+      bf16_rows_of_expert_[e] += part == 0;
       inner = experts[e]->gate.n;
     }
   }
@@ -61,7 +62,7 @@ void GroupedSwiGlu::Run(absl::Span<const SwiGluViews* const> experts,
   gate_.resize(total * inner);
   up_.resize(total * inner);
   down_.resize(total * hidden);
-  std::vector<kernels::cpu::GemmProblem> gate_up[2], down[2];  // [0]: BF16 rows
+  std::vector<kernels::cpu::GemmProblem> gate_up[2], down[2];  // by part
   int64_t row = 0;
   for (size_t e = 0; e < experts.size(); ++e) {
     const std::vector<int64_t>& mine = rows_of_expert_[e];
@@ -82,12 +83,10 @@ void GroupedSwiGlu::Run(absl::Span<const SwiGluViews* const> experts,
       row += m;
     }
   }
-  kernels::cpu::GemmBatch(gate_up[0], bf16);
-  kernels::cpu::GemmBatch(gate_up[1], split ? fp32 : bf16);
+  for (int part = 0; part < 2; ++part) kernels::cpu::GemmBatch(gate_up[part], part_gemm[part]);
   kernels::cpu::SiluMul(gate_.data(), inner, up_.data(), inner, total, inner, gate_.data(), inner,
                         gemm_.pool);
-  kernels::cpu::GemmBatch(down[0], bf16);
-  kernels::cpu::GemmBatch(down[1], split ? fp32 : bf16);
+  for (int part = 0; part < 2; ++part) kernels::cpu::GemmBatch(down[part], part_gemm[part]);
   row = 0;
   for (const std::vector<int64_t>& mine : rows_of_expert_) {
     for (int64_t i : mine) {
