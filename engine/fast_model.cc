@@ -146,11 +146,11 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   }
   int64_t* positions = Sized(positions_, tokens);
   float* x = Sized(x_, tokens * hidden);
-  last_row_.clear();  // sequence → the row of its last token
+  last_row_.resize(batch.sequences.size());  // by batch index: the row of its last token
   int64_t t = 0;
   for (const ForwardSequence* ordered : ordered_) {
     const ForwardSequence& seq = *ordered;
-    last_row_[&seq] = t + static_cast<int64_t>(seq.tokens.size()) - 1;
+    last_row_[ordered - batch.sequences.data()] = t + static_cast<int64_t>(seq.tokens.size()) - 1;
     const int64_t blocks_needed =
         (seq.end_position() + cache_.block_tokens() - 1) / cache_.block_tokens();
     if (seq.tokens.empty() || seq.start_position < 0 ||
@@ -202,9 +202,9 @@ absl::StatusOr<ForwardResult> FastModel::Forward(const ForwardBatch& batch) {
   if (rows == 0) return result;
   float* last = Sized(last_, rows * hidden);
   int64_t row = 0;
-  for (const ForwardSequence& seq : batch.sequences) {
-    if (!seq.needs_logits) continue;
-    std::memcpy(last + row * hidden, &x[last_row_[&seq] * hidden], hidden * sizeof(float));
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    if (!batch.sequences[s].needs_logits) continue;
+    std::memcpy(last + row * hidden, &x[last_row_[s] * hidden], hidden * sizeof(float));
     ++row;
   }
   cpu::RmsNorm(last, rows, hidden, hidden, cpu::NormWeight::Fp32(views_.final_norm.data()),

@@ -15,7 +15,6 @@
 #include <memory>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/batch_forward.h"
@@ -129,7 +128,7 @@ class FastModel : public BatchForwardInterface {
   // Per-call scratch, sized for the batch: the sequences in the order their rows take
   // (prefill chunks first), token positions and activations.
   std::vector<const ForwardSequence*> ordered_;
-  absl::flat_hash_map<const ForwardSequence*, int64_t> last_row_;
+  std::vector<int64_t> last_row_;
   std::vector<int64_t> positions_;
   std::vector<float> x_, last_, q_a_, q_, kv_a_, q_absorbed_, q_rope_, o_latent_, values_;
   std::vector<float> ffn_gate_, ffn_up_, router_logits_;

@@ -44,17 +44,21 @@ void GroupedSwiGlu::Run(absl::Span<const SwiGluViews* const> experts,
   for (auto& r : rows_of_expert_) r.clear();
   bf16_rows_of_expert_.assign(experts.size(), 0);
   int64_t inner = 0;
-  for (int part = split ? 0 : 1; part < 2; ++part) {
-    // Part 0's rows first (a split call's prefill rows), then part 1's.
-    for (int64_t i = 0; i < total; ++i) {
-      const bool prefill_row = split && from_prefill[i];
-      if (prefill_row != (part == 0)) continue;
-      const int32_t e = expert_of_row[i];
-      YARD_CHECK(e >= 0 && static_cast<size_t>(e) < experts.size() && experts[e] != nullptr,
-                 "GroupedSwiGlu: row names no expert");
-      rows_of_expert_[e].push_back(i);
-      bf16_rows_of_expert_[e] += part == 0;
-      inner = experts[e]->gate.n;
+  for (int64_t i = 0; i < total; ++i) {
+    const int32_t e = expert_of_row[i];
+    YARD_CHECK(e >= 0 && static_cast<size_t>(e) < experts.size() && experts[e] != nullptr,
+               "GroupedSwiGlu: row names no expert");
+    rows_of_expert_[e].push_back(i);
+    inner = experts[e]->gate.n;
+  }
+  if (split) {
+    // Part 0's rows (the prefill rows) first in each expert's list, then part 1's.
+    for (size_t e = 0; e < experts.size(); ++e) {
+      std::vector<int64_t>& mine = rows_of_expert_[e];
+      bf16_rows_of_expert_[e] =
+          std::stable_partition(mine.begin(), mine.end(),
+                                [&](int64_t i) { return from_prefill[i] != 0; }) -
+          mine.begin();
     }
   }
   // Rows grouped by expert, expert after expert: [total, hidden] gathered inputs.

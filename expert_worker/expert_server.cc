@@ -227,13 +227,13 @@ void ExpertServer::ComputeBatch(std::vector<Incoming>& batch) {
     for (Accepted* a : messages) {
       a->first_row = static_cast<int64_t>(rows.size());
       for (uint32_t i = 0; i < a->message.header.token_count; ++i) {
-        const uint32_t slot = a->message.route(i).slot;
+        const TokenRoute route = a->message.route(i);
         auto [it, added] =
-            candidate_of_slot.try_emplace(slot, static_cast<int32_t>(candidates.size()));
-        if (added) candidates.push_back(slots_.Find(slot)->weights);
+            candidate_of_slot.try_emplace(route.slot, static_cast<int32_t>(candidates.size()));
+        if (added) candidates.push_back(slots_.Find(route.slot)->weights);
         rows.push_back(a->x.data() + i * hidden);
         expert_of_row.push_back(it->second);
-        from_prefill.push_back(a->message.route(i).token_index < a->message.header.prefill_rows);
+        from_prefill.push_back(route.token_index < a->message.header.prefill_rows);
       }
     }
     out.resize(rows.size() * hidden);

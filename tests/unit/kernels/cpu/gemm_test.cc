@@ -324,31 +324,36 @@ TEST(GemmTest, AutoPrecisionSwitchesAtThreshold) {
 
 // kAuto with a row limit: the leading (prefill) rows take BF16 once there are
 // bf16_min_rows of them, every later (decode) row keeps FP32, and a row equals that
-// precision's own result bit for bit.
+// precision's own result bit for bit. On every ISA (below AVX-512 kBf16 runs as kFp32,
+// so every row must then equal the FP32 result).
 TEST(GemmTest, AutoPrecisionKeepsRowsPastTheLimitInFp32) {
-  if (!IsaSupported(Isa::kAvx512)) GTEST_SKIP();
-  ScopedIsa scoped(Isa::kAvx512);
-  for (WeightType type : {WeightType::kBf16, WeightType::kFp8E4m3}) {
-    const int64_t m = 20, n = 150, k = 333;
-    const TestWeight w = MakeWeight(type, n, k, 8);
-    const std::vector<float> x = RandomX(m, k, 9);
-    std::vector<float> bf16(m * n), fp32(m * n), mixed(m * n);
-    Gemm(x.data(), m, w.view, bf16.data(), GemmOptions{.precision = ActivationPrecision::kBf16});
-    Gemm(x.data(), m, w.view, fp32.data(), GemmOptions{.precision = ActivationPrecision::kFp32});
-    ASSERT_NE(bf16, fp32);
-    // 12 prefill rows: enough for BF16 (min 8); rows 12-19 keep FP32.
-    Gemm(x.data(), m, w.view, mixed.data(), GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 12});
-    for (int64_t i = 0; i < m; ++i) {
-      const std::vector<float>& want = i < 12 ? bf16 : fp32;
-      EXPECT_EQ(std::memcmp(&mixed[i * n], &want[i * n], n * sizeof(float)), 0) << "row " << i;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (!IsaSupported(isa)) continue;
+    ScopedIsa scoped(isa);
+    for (WeightType type : {WeightType::kBf16, WeightType::kFp8E4m3}) {
+      const int64_t m = 20, n = 150, k = 333;
+      const TestWeight w = MakeWeight(type, n, k, 8);
+      const std::vector<float> x = RandomX(m, k, 9);
+      std::vector<float> bf16(m * n), fp32(m * n), mixed(m * n);
+      Gemm(x.data(), m, w.view, bf16.data(), GemmOptions{.precision = ActivationPrecision::kBf16});
+      Gemm(x.data(), m, w.view, fp32.data(), GemmOptions{.precision = ActivationPrecision::kFp32});
+      ASSERT_EQ(bf16 != fp32, isa == Isa::kAvx512) << IsaName(isa);
+      // 12 prefill rows: enough for BF16 (min 8); rows 12-19 keep FP32.
+      Gemm(x.data(), m, w.view, mixed.data(),
+           GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 12});
+      for (int64_t i = 0; i < m; ++i) {
+        const std::vector<float>& want = i < 12 ? bf16 : fp32;
+        EXPECT_EQ(std::memcmp(&mixed[i * n], &want[i * n], n * sizeof(float)), 0) << "row " << i;
+      }
+      // 6 prefill rows: too few, the whole call keeps FP32.
+      Gemm(x.data(), m, w.view, mixed.data(),
+           GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 6});
+      EXPECT_EQ(mixed, fp32);
+      EXPECT_EQ(ResolvePrecision(GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 6}, m),
+                ActivationPrecision::kFp32);
+      EXPECT_EQ(ResolvePrecision(GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 12}, m),
+                ActivationPrecision::kBf16);
     }
-    // 6 prefill rows: too few, the whole call keeps FP32.
-    Gemm(x.data(), m, w.view, mixed.data(), GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 6});
-    EXPECT_EQ(mixed, fp32);
-    EXPECT_EQ(ResolvePrecision(GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 6}, m),
-              ActivationPrecision::kFp32);
-    EXPECT_EQ(ResolvePrecision(GemmOptions{.bf16_min_rows = 8, .bf16_row_limit = 12}, m),
-              ActivationPrecision::kBf16);
   }
 }
 
