@@ -133,9 +133,24 @@ enum class WKind { kBf16, kFp8 };
 // Software prefetch, into L1, for weight rows read one after another: this far ahead
 // in the row. The hardware prefetcher brings the stream to L2, and FP8's decode
 // leaves too little slack to wait for L2 (one core from DRAM: 9-11 GB/s without,
-// 19-21 with; BF16 ±3%). Side-by-side tiles instead prefetch the same columns of the
-// next tile's rows (see TileF32).
+// 19-21 with; BF16 ±3%). Side-by-side tiles instead prefetch the next tile's rows
+// (see PrefetchNextTile).
 constexpr int64_t kPrefetchAhead = 256;
+
+// Side-by-side tiles read NR rows at once, NR streams that each start a fresh 4 KiB
+// page (a row of k = 2048 BF16 weights is one page), and the hardware prefetcher
+// follows none of them well. So a tile prefetches, into L2, the NR rows the next tile
+// reads (contiguous in a checkpoint: rows × row stride bytes) as one linear range,
+// spread evenly over its own steps: load r of step `line` prefetches cache line
+// line · NR + r of that range. DRAM then sees one stream in address order.
+// (Prefetching the same columns of the next rows instead, NR streams again, left
+// batched decode's routed experts at 16-17 GB/s; decode_bench, lite4 BF16, batch 32:
+// experts 173-202 → 116-157 ms per step.)
+template <int NR>
+inline void PrefetchNextTile(const uint8_t* w, int64_t w_ld, int64_t line, int r) {
+  _mm_prefetch(reinterpret_cast<const char*>(w + NR * w_ld + (line * NR + r) * 64),
+               _MM_HINT_T1);
+}
 
 // FP8 e4m3fn magnitude codes (7 bits) → BF16 bits of the exact value; 0x7F is NaN.
 constexpr uint16_t Fp8MagnitudeToBf16(int code) {
@@ -182,39 +197,47 @@ inline __mmask64 TailMask64(int64_t count) {
 }
 
 // Block b (0, 1) of the group of a weight row starting at column `col`, `cols`
-// columns left; prefetches the bytes `prefetch` beyond it. FP8 decodes both blocks at
-// once: block 1 comes back in `fp8_next` when b = 0, and is taken from it when b = 1.
+// columns left. FP8 decodes both blocks at once: block 1 comes back in `fp8_next`
+// when b = 0, and is taken from it when b = 1.
 template <WKind kW, bool kMasked>
 inline __m512i LoadBlock(const uint8_t* row, int64_t col, int64_t cols, int b,
-                         int64_t prefetch, __m512i& fp8_next) {
+                         __m512i& fp8_next) {
   if constexpr (kW == WKind::kFp8) {
     if (b == 1) return fp8_next;
     const uint8_t* p = row + col;
-    _mm_prefetch(reinterpret_cast<const char*>(p + prefetch), _MM_HINT_T0);
     __m512i block0;
     DecodeFp8Group(kMasked ? _mm512_maskz_loadu_epi8(TailMask64(cols), p) : _mm512_loadu_si512(p),
                    block0, fp8_next);
     return block0;
   } else {
     const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + col + 32 * b;
-    _mm_prefetch(reinterpret_cast<const char*>(p) + prefetch, _MM_HINT_T0);
     return kMasked ? _mm512_maskz_loadu_epi16(TailMask32(cols - 32 * b), p)
                    : _mm512_loadu_si512(p);
   }
 }
 
 // One 64-column group into every accumulator of the tile. xp rows hold the prepared
-// activations of this group (four vectors) at xp + i * xp_ld.
+// activations of this group (four vectors) at xp + i * xp_ld. One weight row
+// prefetches kPrefetchAhead bytes ahead in itself, several the next tile's rows.
 template <WKind kW, int MR, int NR, bool kMasked>
 inline void StepF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld,
-                    int64_t col, int64_t cols, int64_t prefetch, __m512 (&acc)[MR][NR][2]) {
+                    int64_t col, int64_t cols, __m512 (&acc)[MR][NR][2]) {
+  constexpr int64_t kGroupBytes = kW == WKind::kFp8 ? 64 : 128;  // one row's 64 columns
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   __m512i fp8_next[NR];
   for (int b = 0; b < 2; ++b) {
     __m512 wa[NR], wb[NR];
     for (int r = 0; r < NR; ++r) {
-      const __m512i words =
-          LoadBlock<kW, kMasked>(w + r * w_ld, col, cols, b, prefetch, fp8_next[r]);
+      if (kW == WKind::kBf16 || b == 0) {
+        const int64_t offset = col * (kGroupBytes / 64) + (kW == WKind::kBf16 ? 64 * b : 0);
+        if constexpr (NR == 1) {
+          _mm_prefetch(reinterpret_cast<const char*>(w + offset + kPrefetchAhead),
+                       _MM_HINT_T0);
+        } else {
+          PrefetchNextTile<NR>(w, w_ld, (kGroupBytes / 64) * (col / 64) + b, r);
+        }
+      }
+      const __m512i words = LoadBlock<kW, kMasked>(w + r * w_ld, col, cols, b, fp8_next[r]);
       wa[r] = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
       wb[r] = _mm512_castsi512_ps(_mm512_and_si512(words, high));
     }
@@ -229,20 +252,19 @@ inline void StepF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_
   }
 }
 
-// Runs one dot product's groups over k columns into acc, prefetching `prefetch`
-// bytes beyond each piece of weights read.
+// Runs one dot product's groups over k columns into acc.
 template <WKind kW, int MR, int NR>
 inline void DotF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int64_t k,
-                   int64_t prefetch, __m512 (&acc)[MR][NR][2]) {
+                   __m512 (&acc)[MR][NR][2]) {
   for (int i = 0; i < MR; ++i) {
     for (int r = 0; r < NR; ++r) acc[i][r][0] = acc[i][r][1] = _mm512_setzero_ps();
   }
   const int64_t k_full = k / 64 * 64;
   for (int64_t kk = 0; kk < k_full; kk += 64) {
-    StepF32<kW, MR, NR, false>(xp + kk, xp_ld, w, w_ld, kk, 64, prefetch, acc);
+    StepF32<kW, MR, NR, false>(xp + kk, xp_ld, w, w_ld, kk, 64, acc);
   }
   if (k_full < k) {
-    StepF32<kW, MR, NR, true>(xp + k_full, xp_ld, w, w_ld, k_full, k - k_full, prefetch, acc);
+    StepF32<kW, MR, NR, true>(xp + k_full, xp_ld, w, w_ld, k_full, k - k_full, acc);
   }
 }
 
@@ -259,17 +281,14 @@ inline void StoreDots(const __m512 (&chains)[4][2], int count, float* y, int64_t
 }
 
 // y[0:MR, 0:NR] = prepared x rows · weight rows over k columns, all weight rows
-// side by side. NR streams at once defeat the hardware prefetcher (each row starts a
-// fresh page), so the tile prefetches the same columns of the next NR rows, where the
-// next tile reads (gemm_bench, BF16 expert gate/up: M=3 1.65-1.76x the M=1 time →
-// 1.19-1.25x; FP8 2.35x → 1.8x).
+// side by side, prefetching the next tile's rows (PrefetchNextTile).
 // xp: [MR, RoundUp(k, 64)] fp32 prepared, zero-padded, row stride xp_ld. w: [NR, k]
 // BF16 words or FP8 bytes, row stride w_ld bytes. y: row stride y_ld.
 template <WKind kW, int MR, int NR>
 void TileF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_ld, int64_t k,
              float* y, int64_t y_ld) {
   __m512 acc[MR][NR][2];
-  DotF32<kW, MR, NR>(xp, xp_ld, w, w_ld, k, NR * w_ld, acc);
+  DotF32<kW, MR, NR>(xp, xp_ld, w, w_ld, k, acc);
   for (int r = 0; r < NR; ++r) {
     for (int i0 = 0; i0 < MR; i0 += 4) {
       __m512 chains[4][2];
@@ -292,7 +311,7 @@ void TileF32Sequential(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t
   __m512 chains[MR][4][2];
   for (int r = 0; r < NR; ++r) {
     __m512 acc[MR][1][2];
-    DotF32<kW, MR, 1>(xp, xp_ld, w + r * w_ld, w_ld, k, kPrefetchAhead, acc);
+    DotF32<kW, MR, 1>(xp, xp_ld, w + r * w_ld, w_ld, k, acc);
     for (int i = 0; i < MR; ++i) {
       chains[i][r][0] = acc[i][0][0];
       chains[i][r][1] = acc[i][0][1];
@@ -342,9 +361,10 @@ void DecodeFp8Panel32(const uint8_t* w, int64_t w_ld, int64_t rows, int64_t k,
   const int64_t kp = PaddedStride(k, 64, 2);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t kk = 0; kk < k; kk += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + r * w_ld + kk + kPrefetchAhead),
+                   _MM_HINT_T0);
       __m512i block1;
-      const __m512i block0 =
-          LoadBlock<WKind::kFp8, true>(w + r * w_ld, kk, k - kk, 0, kPrefetchAhead, block1);
+      const __m512i block0 = LoadBlock<WKind::kFp8, true>(w + r * w_ld, kk, k - kk, 0, block1);
       _mm512_store_si512(panel + r * kp + kk, block0);
       _mm512_store_si512(panel + r * kp + kk + 32, block1);
     }
@@ -469,10 +489,10 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
 // y[0:MR, 0:NR] (+)= xb rows · w rows over k columns, vdpbf16ps.
 // xb: [MR, RoundUp(k, 32)] bf16, zero-padded, row stride x_ld elements, 64-byte
 // aligned rows. w: [NR, k] bf16, row stride w_ld elements.
-// kPrefetchNext: w is read from memory, not from L2 or a panel: prefetch the same columns
-// of the next NR rows (the next tile's) into L2, for the reason TileF32 gives; into L1
-// they would evict x (gemm_bench, BF16 expert gate/up, time / M=1: M=3 1.37x → 1.13x,
-// M=8 1.89x → 1.56x, M=32 4.37x → 4.15x).
+// kPrefetchNext: w is read from memory, not from L2 or a panel: prefetch the next
+// tile's rows into L2 (PrefetchNextTile); into L1 they would evict x (gemm_bench, BF16
+// expert gate/up, time / M=1, when it prefetched the same columns of those rows: M=3
+// 1.37x → 1.13x, M=8 1.89x → 1.56x, M=32 4.37x → 4.15x).
 template <int MR, int NR, bool kPrefetchNext>
 void TileDp(const uint16_t* xb, int64_t x_ld, const uint16_t* w, int64_t w_ld,
             int64_t k, float* y, int64_t y_ld, bool accumulate) {
@@ -485,7 +505,7 @@ void TileDp(const uint16_t* xb, int64_t x_ld, const uint16_t* w, int64_t w_ld,
     for (int r = 0; r < NR; ++r) {
       const uint16_t* row = w + r * w_ld + kk;
       if (kPrefetchNext) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + NR * w_ld), _MM_HINT_T1);
+        PrefetchNextTile<NR>(reinterpret_cast<const uint8_t*>(w), 2 * w_ld, kk / 32, r);
       }
       wv[r] = reinterpret_cast<__m512bh>(masked ? _mm512_maskz_loadu_epi16(mask, row)
                                                 : _mm512_loadu_si512(row));
