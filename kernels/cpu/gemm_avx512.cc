@@ -349,7 +349,7 @@ TileF32Fn PickTileF32(int mr, int nr) {
 }
 
 // Tall side-by-side tiles of kF32Mr < mr ≤ kF32TallMr x rows × at most kF32TallNr
-// weight rows.
+// weight rows (used for FP8 weights).
 template <WKind kW>
 TileF32Fn PickTileF32Tall(int mr, int nr) {
   static constexpr TileF32Fn kTable[kF32TallMr - kF32Mr][kF32TallNr] = {
@@ -494,10 +494,8 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
           const int64_t w_rows = sequential ? kSequentialNr : tall ? kF32TallNr : kF32Nr;
           for (int64_t nt = nb; nt < nb_end; nt += w_rows) {
             const int nr = static_cast<int>(Min(w_rows, nb_end - nt));
-            const TileF32Fn tile =
-                !tall ? PickTileF32For(a.fp8, sequential, mr, nr)
-                      : a.fp8 ? PickTileF32Tall<WKind::kFp8>(mr, nr)
-                              : PickTileF32Tall<WKind::kBf16>(mr, nr);
+            const TileF32Fn tile = tall ? PickTileF32Tall<WKind::kFp8>(mr, nr)
+                                        : PickTileF32For(a.fp8, sequential, mr, nr);
             tile(xp + mt * kp, kp, w + nt * w_ld, w_ld, a.k,
                  a.y + (mc + mt) * a.y_stride + nt, a.y_stride);
           }
