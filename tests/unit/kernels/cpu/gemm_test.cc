@@ -223,17 +223,21 @@ TEST_P(GemmTest, GemmBatchEqualsSeparateCalls) {
 }
 
 TEST_P(GemmTest, RowResultDoesNotDependOnTheBatch) {
-  // kFp32 and kBf16 each fix the order per element; only kAuto switches with m.
-  const int64_t m = 37, n = 150, k = 333;
+  // kFp32 and kBf16 each fix the order per element; only kAuto switches with m. The
+  // row counts reach every tile kind: sequential (1-2), side by side (3), tall (4-6,
+  // FP8), decoded panel (37, FP8).
+  const int64_t n = 150, k = 333;
   const TestWeight w = MakeWeight(type(), n, k, 3);
-  const std::vector<float> x = RandomX(m, k, 4);
-  std::vector<float> batched(m * n);
-  Gemm(x.data(), m, w.view, batched.data(), GemmOptions{.precision = precision()});
-  for (int64_t i = 0; i < m; ++i) {
-    std::vector<float> alone(n);
-    Gemm(x.data() + i * k, 1, w.view, alone.data(), GemmOptions{.precision = precision()});
-    ASSERT_EQ(std::memcmp(alone.data(), batched.data() + i * n, n * sizeof(float)), 0)
-        << "row " << i;
+  for (int64_t m : {2, 3, 4, 5, 6, 37}) {
+    const std::vector<float> x = RandomX(m, k, 4 + static_cast<uint32_t>(m));
+    std::vector<float> batched(m * n);
+    Gemm(x.data(), m, w.view, batched.data(), GemmOptions{.precision = precision()});
+    for (int64_t i = 0; i < m; ++i) {
+      std::vector<float> alone(n);
+      Gemm(x.data() + i * k, 1, w.view, alone.data(), GemmOptions{.precision = precision()});
+      ASSERT_EQ(std::memcmp(alone.data(), batched.data() + i * n, n * sizeof(float)), 0)
+          << "m " << m << ", row " << i;
+    }
   }
 }
 
