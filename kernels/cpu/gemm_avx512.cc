@@ -233,12 +233,12 @@ inline void StepF32(const float* xp, int64_t xp_ld, const uint8_t* w, int64_t w_
     __m512 wa[NR], wb[NR];
     for (int r = 0; r < NR; ++r) {
       if (kW == WKind::kBf16 || b == 0) {
-        const int64_t offset = col * (kGroupBytes / 64) + (kW == WKind::kBf16 ? 64 * b : 0);
+        const int64_t line = (kGroupBytes / 64) * (col / 64) + b;  // of the row, this load's
         if constexpr (NR == 1) {
-          _mm_prefetch(reinterpret_cast<const char*>(w + offset + kPrefetchAhead),
+          _mm_prefetch(reinterpret_cast<const char*>(w + 64 * line + kPrefetchAhead),
                        _MM_HINT_T0);
         } else {
-          PrefetchNextTile<NR>(w, w_ld, (kGroupBytes / 64) * (col / 64) + b, r);
+          PrefetchNextTile<NR>(w, w_ld, line, r);
         }
       }
       const __m512i words = LoadBlock<kW, kMasked>(w + r * w_ld, col, cols, b, fp8_next[r]);
@@ -514,7 +514,9 @@ void RunF32(const GemmArgs& a, int64_t m_begin, int64_t m_end, int64_t n_begin,
 // kPrefetchNext: w is read from memory, not from L2 or a panel: prefetch the next
 // tile's rows into L2 (PrefetchNextTile); into L1 they would evict x (gemm_bench, BF16
 // expert gate/up, time / M=1, when it prefetched the same columns of those rows: M=3
-// 1.37x → 1.13x, M=8 1.89x → 1.56x, M=32 4.37x → 4.15x).
+// 1.37x → 1.13x, M=8 1.89x → 1.56x, M=32 4.37x → 4.15x). Only a tile over whole rows
+// has them as one linear range; a window of k columns of longer rows (RunBf16's column
+// blocks) prefetches the same columns of each next row.
 template <int MR, int NR, bool kPrefetchNext>
 void TileDp(const uint16_t* xb, int64_t x_ld, const uint16_t* w, int64_t w_ld,
             int64_t k, float* y, int64_t y_ld, bool accumulate) {
@@ -527,7 +529,11 @@ void TileDp(const uint16_t* xb, int64_t x_ld, const uint16_t* w, int64_t w_ld,
     for (int r = 0; r < NR; ++r) {
       const uint16_t* row = w + r * w_ld + kk;
       if (kPrefetchNext) {
-        PrefetchNextTile<NR>(reinterpret_cast<const uint8_t*>(w), 2 * w_ld, kk / 32, r);
+        if (k == w_ld) {
+          PrefetchNextTile<NR>(reinterpret_cast<const uint8_t*>(w), 2 * w_ld, kk / 32, r);
+        } else {
+          _mm_prefetch(reinterpret_cast<const char*>(row + NR * w_ld), _MM_HINT_T1);
+        }
       }
       wv[r] = reinterpret_cast<__m512bh>(masked ? _mm512_maskz_loadu_epi16(mask, row)
                                                 : _mm512_loadu_si512(row));
